@@ -1,0 +1,150 @@
+// The op layer: every public op is a `*_plan` that validates arguments and
+// shapes (throwing striate::ValueError / TypeError / IndexError with a message
+// naming the argument, its value and what was expected) and computes the
+// output shape and kernel parameters, plus `*_forward` / `*_backward` that run
+// a validated plan on raw pointers. Callers (the Python binding, C++ users)
+// allocate the outputs the plan describes; the op layer owns workspaces and
+// algorithm choice.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "striate/params.h"
+#include "striate/shape.h"
+
+namespace striate::ops {
+
+// Checks that a gradient has the shape of the forward output.
+void check_grad_shape(const char* op, const Shape& grad, const Shape& expected);
+
+// ---- conv2d ----------------------------------------------------------------
+enum class Conv2dAlgorithm { direct, im2col, winograd_f2, winograd_f4 };
+const char* algorithm_name(Conv2dAlgorithm a);
+
+struct Conv2dArgs {
+  int64_t stride_h = 1, stride_w = 1;
+  std::string padding_mode = "explicit";  // "explicit", "same" or "valid"
+  int64_t pad_h = 0, pad_w = 0;           // used when padding_mode == "explicit"
+  int64_t dil_h = 1, dil_w = 1;
+  int64_t groups = 1;
+  std::string algorithm = "auto";  // auto|direct|im2col|winograd|winograd_f2|winograd_f4
+};
+
+struct Conv2dPlan {
+  Conv2dParams p;
+  Conv2dAlgorithm algorithm = Conv2dAlgorithm::direct;
+  bool has_bias = false;
+  Shape y_shape;
+};
+
+Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
+                       const Conv2dArgs& args);
+void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,
+                    const float* bias, float* y);
+// gx, gw and gbias (when the plan has a bias) are all written.
+void conv2d_backward(const Conv2dPlan& plan, const float* gy, const float* x,
+                     const float* w, float* gx, float* gw, float* gbias);
+
+// ---- pooling ---------------------------------------------------------------
+struct Pool2dArgs {
+  int64_t kh = 1, kw = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dil_h = 1, dil_w = 1;
+  bool ceil_mode = false;
+  bool count_include_pad = true;
+};
+Pool2dParams max_pool2d_plan(const Shape& x, const Pool2dArgs& args);
+Pool2dParams avg_pool2d_plan(const Shape& x, const Pool2dArgs& args);
+Shape pool2d_out_shape(const Pool2dParams& p);
+void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y);
+void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x,
+                         float* gx);
+void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y);
+void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx);
+
+// out_h / out_w <= 0 mean "same as the input" (PyTorch's None).
+AdaptivePool2dParams adaptive_avg_pool2d_plan(const Shape& x, int64_t out_h,
+                                              int64_t out_w);
+Shape adaptive_pool2d_out_shape(const AdaptivePool2dParams& p);
+void adaptive_avg_pool2d_forward(const AdaptivePool2dParams& p, const float* x,
+                                 float* y);
+void adaptive_avg_pool2d_backward(const AdaptivePool2dParams& p,
+                                  const float* gy, float* gx);
+
+// ---- batch_norm ------------------------------------------------------------
+struct BatchNormPlan {
+  BatchNormParams p;
+  bool training = false;
+  bool has_running = false;  // running_mean / running_var given
+  bool has_weight = false, has_bias = false;
+};
+// Pass null for an absent (None) array.
+BatchNormPlan batch_norm_plan(const Shape& x, const Shape* running_mean,
+                              const Shape* running_var, const Shape* weight,
+                              const Shape* bias, bool training, double momentum,
+                              double eps);
+// Training mode updates running_mean / running_var in place (when present).
+void batch_norm_forward(const BatchNormPlan& plan, const float* x,
+                        float* running_mean, float* running_var,
+                        const float* weight, const float* bias, float* y);
+// Never mutates its inputs. gweight / gbias are written when the plan has
+// weight / bias.
+void batch_norm_backward(const BatchNormPlan& plan, const float* gy,
+                         const float* x, const float* running_mean,
+                         const float* running_var, const float* weight,
+                         float* gx, float* gweight, float* gbias);
+
+// ---- local_response_norm ---------------------------------------------------
+LrnParams local_response_norm_plan(const Shape& x, int64_t size, double alpha,
+                                   double beta, double k);
+void local_response_norm_forward(const LrnParams& p, const float* x, float* y);
+void local_response_norm_backward(const LrnParams& p, const float* gy,
+                                  const float* x, float* gx);
+
+// ---- activations -----------------------------------------------------------
+enum class Activation { relu, leaky_relu, sigmoid, tanh };
+void activation_forward(Activation a, int64_t n, float slope, const float* x,
+                        float* y);
+void activation_backward(Activation a, int64_t n, float slope, const float* gy,
+                         const float* x, float* gx);
+
+// ---- softmax / log_softmax ---------------------------------------------------
+SoftmaxParams softmax_plan(const char* op, const Shape& x, int64_t dim);
+void softmax_forward(const SoftmaxParams& p, bool log, const float* x, float* y);
+void softmax_backward(const SoftmaxParams& p, bool log, const float* gy,
+                      const float* x, float* gx);
+
+// ---- linear ----------------------------------------------------------------
+struct LinearPlan {
+  int64_t m = 0, in = 0, out = 0;
+  bool has_bias = false;
+  Shape y_shape;
+};
+LinearPlan linear_plan(const Shape& x, const Shape& w, const Shape* bias);
+void linear_forward(const LinearPlan& plan, const float* x, const float* w,
+                    const float* bias, float* y);
+void linear_backward(const LinearPlan& plan, const float* gy, const float* x,
+                     const float* w, float* gx, float* gw, float* gbias);
+
+// ---- cross_entropy ---------------------------------------------------------
+enum class Reduction { none, mean, sum };
+struct CrossEntropyPlan {
+  int64_t n = 0, c = 0;
+  Reduction reduction = Reduction::mean;
+  Shape out_shape;  // () for mean/sum, (N,) for none
+};
+CrossEntropyPlan cross_entropy_plan(const Shape& input, const Shape& target,
+                                    const std::string& reduction);
+// Throws IndexError naming the first target outside [0, C).
+void cross_entropy_check_target(const CrossEntropyPlan& plan,
+                                const int64_t* target);
+void cross_entropy_forward(const CrossEntropyPlan& plan, const float* input,
+                           const int64_t* target, float* out);
+// gy has plan.out_shape.
+void cross_entropy_backward(const CrossEntropyPlan& plan, const float* gy,
+                            const float* input, const int64_t* target,
+                            float* ginput);
+
+}  // namespace striate::ops

@@ -1,0 +1,25 @@
+// Index helpers shared by the convolution and pooling kernels (private to
+// kernels/cpu).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace striate::cpu {
+
+// Output positions o in [lo, hi) whose input index o * stride + off lies in
+// [0, n_in). Hoisting this range out of the inner loops keeps them free of
+// bounds checks (and contiguous when stride == 1).
+struct Range {
+  int64_t lo, hi;
+};
+inline Range valid_range(int64_t off, int64_t stride, int64_t n_in,
+                         int64_t n_out) {
+  int64_t lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int64_t hi = (n_in - 1 - off) >= 0 ? (n_in - 1 - off) / stride + 1 : 0;
+  hi = std::min(hi, n_out);
+  lo = std::min(lo, hi);
+  return {lo, hi};
+}
+
+}  // namespace striate::cpu

@@ -1,0 +1,17 @@
+"""striate.ops: the low-level API on NumPy arrays.
+
+Names, argument order, defaults and semantics follow ``torch.nn.functional``;
+activations are NCHW and convolution weights OIHW. Every op ``F`` has a
+``F_backward(grad_out, *args, **kwargs)`` that takes the gradient of F's
+output followed by exactly the arguments of the forward call and returns a
+tuple with one entry per array argument of F, in order (None where that
+argument is None or not differentiable). Backward never mutates its inputs.
+
+Arrays that are not float32 C-contiguous are converted to float32 (a copy);
+results are float32. Invalid arguments raise ValueError or TypeError (and
+IndexError for class targets out of range) whose message names the argument.
+"""
+
+from ._conv import conv2d, conv2d_algorithm, conv2d_backward
+
+__all__ = ["conv2d", "conv2d_backward", "conv2d_algorithm"]

@@ -1,0 +1,71 @@
+"""Convolution."""
+
+from .. import _C
+from ._util import as_float32, as_int, as_optional_float32, as_pair, as_str
+
+
+def _conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm):
+    x = as_float32(x, "x")
+    weight = as_float32(weight, "weight")
+    bias = as_optional_float32(bias, "bias")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+        mode, pad = padding, (0, 0)
+    else:
+        mode, pad = "explicit", as_pair(padding, "padding")
+    return (x, weight, bias, as_pair(stride, "stride"), mode, pad,
+            as_pair(dilation, "dilation"), as_int(groups, "groups"),
+            as_str(algorithm, "algorithm"))
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
+    """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
+
+    y[n, o, i, j] = bias[o] + sum_{c, p, q} weight[o, c, p, q] *
+                    x_pad[n, g*C/groups + c, i*sh + p*dh, j*sw + q*dw]
+
+    Args:
+        x: input, shape (N, C_in, H, W).
+        weight: filters, shape (C_out, C_in/groups, KH, KW).
+        bias: optional, shape (C_out,).
+        stride, dilation: int or (h, w) pair, >= 1.
+        padding: int or (h, w) pair of zero padding on both sides, or
+            ``"valid"`` (no padding) or ``"same"`` (output size = input size;
+            stride 1 only; total padding d*(k-1), the low side getting half
+            rounded down, as PyTorch).
+        groups: input and output channels are split into this many groups
+            (``groups == C_in`` is a depthwise convolution).
+        algorithm: ``"auto"`` (heuristic: im2col when C_in/groups*KH*KW >= 32,
+            else direct), ``"direct"``, ``"im2col"``; ``"winograd"``,
+            ``"winograd_f2"``, ``"winograd_f4"`` are not implemented yet
+            (NotImplementedError; ValueError where Winograd cannot apply:
+            not 3x3, stride or dilation != 1, groups != 1).
+
+    Output: shape (N, C_out, H_out, W_out) with
+    H_out = floor((H + pad_top + pad_bottom - dh*(KH-1) - 1) / sh) + 1.
+
+    Arrays that are not float32 C-contiguous are converted (copied) to it;
+    the result is float32. Bad arguments raise ValueError/TypeError naming
+    the argument.
+    """
+    return _C.conv2d(*_conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm))
+
+
+def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    algorithm="auto"):
+    """Gradients of :func:`conv2d`: returns ``(grad_x, grad_weight, grad_bias)``.
+
+    ``grad_out`` has the shape of conv2d's output; the other arguments are
+    exactly those of the forward call. ``grad_bias`` is None when ``bias``
+    is None. Inputs are never modified.
+    """
+    args = _conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm)
+    return _C.conv2d_backward(as_float32(grad_out, "grad_out"), *args)
+
+
+def conv2d_algorithm(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                     algorithm="auto"):
+    """The name of the algorithm :func:`conv2d` runs for these arguments."""
+    return _C.conv2d_algorithm(*_conv2d_args(x, weight, bias, stride, padding, dilation, groups,
+                                             algorithm))

@@ -1,0 +1,67 @@
+// Array conversion for the binding. The Python layer converts user input to
+// float32 C-contiguous arrays before calling _C; these checks only guarantee
+// that nothing else can reach a kernel (a raw _C call with the wrong dtype is
+// a TypeError, never a misread buffer).
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "striate/errors.h"
+#include "striate/shape.h"
+
+namespace striate::binding {
+
+namespace py = pybind11;
+using FloatArray = py::array_t<float, py::array::c_style>;
+
+inline Shape shape_of(const py::array& a) {
+  return Shape(a.shape(), a.shape() + a.ndim());
+}
+
+inline void check_float32(const py::array& a, const char* name) {
+  if (!a.dtype().is(py::dtype::of<float>()))
+    throw_type_error(name, " must be a float32 array, got dtype ",
+                     std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style))
+    throw_type_error(name, " must be C-contiguous");
+}
+
+inline const float* in(const py::array& a, const char* name) {
+  check_float32(a, name);
+  return static_cast<const float*>(a.data());
+}
+
+// An array the op writes into in place (e.g. batch_norm running statistics).
+inline float* inout(py::array& a, const char* name) {
+  check_float32(a, name);
+  if (!a.writeable()) throw_value_error(name, " must be writeable (it is updated in place)");
+  return static_cast<float*>(a.mutable_data());
+}
+
+inline const int64_t* in_int64(const py::array& a, const char* name) {
+  if (!a.dtype().is(py::dtype::of<int64_t>()))
+    throw_type_error(name, " must be an int64 array, got dtype ",
+                     std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style)) throw_type_error(name, " must be C-contiguous");
+  return static_cast<const int64_t*>(a.data());
+}
+
+// Optional array argument (None -> nullopt). The argument loader keeps any
+// converted temporary alive for the whole call.
+using OptArray = std::optional<py::array>;
+
+inline const float* in(const OptArray& a, const char* name) {
+  return a ? in(*a, name) : nullptr;
+}
+inline Shape shape_of(const OptArray& a) { return a ? shape_of(*a) : Shape{}; }
+
+inline FloatArray empty(const Shape& s) {
+  return FloatArray(std::vector<py::ssize_t>(s.begin(), s.end()));
+}
+
+}  // namespace striate::binding

@@ -1,0 +1,165 @@
+// conv2d op: argument checks, output shape, algorithm choice, workspace.
+#include <algorithm>
+
+#include "common.h"
+#include "striate/kernels_cpu.h"
+#include "striate/ops.h"
+
+namespace striate::ops {
+namespace {
+
+constexpr const char* kOp = "conv2d";
+
+Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p) {
+  if (name == "direct") return Conv2dAlgorithm::direct;
+  if (name == "im2col") return Conv2dAlgorithm::im2col;
+  if (name == "winograd" || name == "winograd_f2" || name == "winograd_f4") {
+    // Winograd F(m x m, 3 x 3) is a 3x3, stride-1, undilated, ungrouped algorithm.
+    if (p.kh != 3 || p.kw != 3)
+      throw_value_error(kOp, ": algorithm='", name, "' needs a 3x3 kernel, got ",
+                        p.kh, "x", p.kw);
+    if (p.stride_h != 1 || p.stride_w != 1)
+      throw_value_error(kOp, ": algorithm='", name, "' needs stride 1, got (",
+                        p.stride_h, ", ", p.stride_w, ")");
+    if (p.dil_h != 1 || p.dil_w != 1)
+      throw_value_error(kOp, ": algorithm='", name, "' needs dilation 1, got (",
+                        p.dil_h, ", ", p.dil_w, ")");
+    if (p.groups != 1)
+      throw_value_error(kOp, ": algorithm='", name, "' needs groups=1, got ",
+                        p.groups);
+    throw_not_implemented(kOp, ": algorithm='", name,
+                          "' is not implemented yet; use 'auto', 'direct' or 'im2col'");
+  }
+  if (name == "auto") {
+    // Heuristic: im2col turns the layer into one GEMM per image and group,
+    // which pays off once the reduction depth C_g*KH*KW is large enough to
+    // amortize the unrolling copy. Depthwise/grouped layers with few channels
+    // per group and first layers with 1-3 input channels run direct.
+    const int64_t depth = (p.c_in / p.groups) * p.kh * p.kw;
+    return depth >= 32 ? Conv2dAlgorithm::im2col : Conv2dAlgorithm::direct;
+  }
+  throw_value_error(kOp, ": algorithm must be one of 'auto', 'direct', 'im2col', "
+                    "'winograd', 'winograd_f2', 'winograd_f4', got '", name, "'");
+}
+
+}  // namespace
+
+const char* algorithm_name(Conv2dAlgorithm a) {
+  switch (a) {
+    case Conv2dAlgorithm::direct: return "direct";
+    case Conv2dAlgorithm::im2col: return "im2col";
+    case Conv2dAlgorithm::winograd_f2: return "winograd_f2";
+    case Conv2dAlgorithm::winograd_f4: return "winograd_f4";
+  }
+  return "?";
+}
+
+Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
+                       const Conv2dArgs& a) {
+  check_rank(kOp, "x", x, 4, "(N, C, H, W)");
+  check_rank(kOp, "weight", w, 4, "(C_out, C_in/groups, KH, KW)");
+  check_nonempty(kOp, "x", x, 1);
+  check_nonempty(kOp, "weight", w, 0);
+  check_scalar(kOp, "groups", a.groups, 1);
+  check_scalar(kOp, "stride", a.stride_h, 1);
+  check_scalar(kOp, "stride", a.stride_w, 1);
+  check_scalar(kOp, "dilation", a.dil_h, 1);
+  check_scalar(kOp, "dilation", a.dil_w, 1);
+
+  Conv2dParams p;
+  p.n = x[0], p.c_in = x[1], p.h_in = x[2], p.w_in = x[3];
+  p.c_out = w[0], p.kh = w[2], p.kw = w[3];
+  p.stride_h = a.stride_h, p.stride_w = a.stride_w;
+  p.dil_h = a.dil_h, p.dil_w = a.dil_w;
+  p.groups = a.groups;
+  check_scalar(kOp, "weight.shape[2] (kernel height)", p.kh, 1);
+  check_scalar(kOp, "weight.shape[3] (kernel width)", p.kw, 1);
+
+  if (p.c_in % p.groups != 0)
+    throw_value_error(kOp, ": groups=", p.groups, " must divide the input channels ",
+                      p.c_in, " of x ", shape_str(x));
+  if (p.c_out % p.groups != 0)
+    throw_value_error(kOp, ": groups=", p.groups,
+                      " must divide the output channels weight.shape[0]=", p.c_out);
+  if (w[1] * p.groups != p.c_in)
+    throw_value_error(kOp, ": weight ", shape_str(w), " expects ", w[1] * p.groups,
+                      " input channels (weight.shape[1]=", w[1], " x groups=", p.groups,
+                      "), but x ", shape_str(x), " has ", p.c_in);
+  if (bias) {
+    if (bias->size() != 1 || (*bias)[0] != p.c_out)
+      throw_value_error(kOp, ": bias must have shape (", p.c_out,
+                        ",) to match weight.shape[0], got ", shape_str(*bias));
+  }
+
+  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  if (a.padding_mode == "explicit") {
+    check_scalar(kOp, "padding", a.pad_h, 0);
+    check_scalar(kOp, "padding", a.pad_w, 0);
+    pad_top = pad_bottom = a.pad_h;
+    pad_left = pad_right = a.pad_w;
+  } else if (a.padding_mode == "same") {
+    if (p.stride_h != 1 || p.stride_w != 1)
+      throw_value_error(kOp, ": padding='same' is not supported for strided "
+                        "convolutions, got stride (", p.stride_h, ", ", p.stride_w, ")");
+    // PyTorch's rule: total padding d*(k-1) per axis; the low side gets
+    // total/2 and the high side the rest (asymmetric for an even kernel).
+    const int64_t th = p.dil_h * (p.kh - 1), tw = p.dil_w * (p.kw - 1);
+    pad_top = th / 2, pad_bottom = th - th / 2;
+    pad_left = tw / 2, pad_right = tw - tw / 2;
+  } else if (a.padding_mode != "valid") {
+    throw_value_error(kOp, ": padding must be an int, a pair, 'same' or 'valid', got '",
+                      a.padding_mode, "'");
+  }
+  p.pad_top = pad_top, p.pad_left = pad_left;
+  p.h_out = conv_out_size(p.h_in, p.kh, p.stride_h, pad_top, pad_bottom, p.dil_h);
+  p.w_out = conv_out_size(p.w_in, p.kw, p.stride_w, pad_left, pad_right, p.dil_w);
+  if (p.h_out < 1 || p.w_out < 1)
+    throw_value_error(kOp, ": the kernel (", p.dil_h * (p.kh - 1) + 1, "x",
+                      p.dil_w * (p.kw - 1) + 1, " with dilation) is larger than the padded input (",
+                      p.h_in + pad_top + pad_bottom, "x", p.w_in + pad_left + pad_right, ")");
+
+  Conv2dPlan plan;
+  plan.p = p;
+  plan.has_bias = bias != nullptr;
+  plan.y_shape = {p.n, p.c_out, p.h_out, p.w_out};
+  checked_numel(plan.y_shape, "conv2d output");
+  plan.algorithm = parse_algorithm(a.algorithm, p);
+  if (plan.algorithm == Conv2dAlgorithm::im2col)
+    checked_mul(checked_mul(p.c_in / p.groups * p.kh * p.kw, p.h_out, "conv2d workspace"),
+                p.w_out, "conv2d workspace");
+  return plan;
+}
+
+void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,
+                    const float* bias, float* y) {
+  const Conv2dParams& p = plan.p;
+  switch (plan.algorithm) {
+    case Conv2dAlgorithm::im2col:
+      cpu::conv2d_im2col(p, x, w, bias, y,
+                         workspace_floats(cpu::conv2d_im2col_workspace(p)));
+      return;
+    default:
+      cpu::conv2d_direct(p, x, w, bias, y);
+      return;
+  }
+}
+
+void conv2d_backward(const Conv2dPlan& plan, const float* gy, const float* x,
+                     const float* w, float* gx, float* gw, float* gbias) {
+  const Conv2dParams& p = plan.p;
+  float* gb = plan.has_bias ? gbias : nullptr;
+  switch (plan.algorithm) {
+    case Conv2dAlgorithm::im2col: {
+      float* ws = workspace_floats(cpu::conv2d_im2col_workspace(p));
+      cpu::conv2d_im2col_backward_data(p, gy, w, gx, ws);
+      cpu::conv2d_im2col_backward_weights(p, gy, x, gw, gb, ws);
+      return;
+    }
+    default:
+      cpu::conv2d_direct_backward_data(p, gy, w, gx);
+      cpu::conv2d_direct_backward_weights(p, gy, x, gw, gb);
+      return;
+  }
+}
+
+}  // namespace striate::ops
