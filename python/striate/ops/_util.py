@@ -30,7 +30,7 @@ def as_float32(a, name):
         raise TypeError(f"{name} must be an array of real numbers: {e}") from None
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real floating or integer array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.asarray(arr, dtype=np.float32, order="C")
 
 
 def as_optional_float32(a, name):
@@ -47,7 +47,7 @@ def as_int64(a, name):
         raise TypeError(f"{name} must be an integer array (class indices), got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.size and int(arr.max()) >= _INT64_SAFE:
         raise IndexError(f"{name} holds the value {int(arr.max())}, far outside any class range")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.asarray(arr, dtype=np.int64, order="C")
 
 
 def as_int(v, name):
