@@ -31,12 +31,16 @@ Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p) 
                           "' is not implemented yet; use 'auto', 'direct' or 'im2col'");
   }
   if (name == "auto") {
-    // Heuristic: im2col turns the layer into one GEMM per image and group,
-    // which pays off once the reduction depth C_g*KH*KW is large enough to
-    // amortize the unrolling copy. Depthwise/grouped layers with few channels
-    // per group and first layers with 1-3 input channels run direct.
+    // Heuristic, measured with the portable (baseline-ISA) kernels: im2col
+    // turns a layer into one GEMM per image and group, which wins when the
+    // reduction depth C_g*KH*KW is deep and the output plane small (late
+    // ResNet/VGG stages: few, long GEMM rows would starve the direct loops).
+    // On large planes the direct kernel's contiguous axpy runs are as fast
+    // and need no workspace; depthwise/grouped layers with few channels per
+    // group and 1-3 channel first layers are always direct.
     const int64_t depth = (p.c_in / p.groups) * p.kh * p.kw;
-    return depth >= 32 ? Conv2dAlgorithm::im2col : Conv2dAlgorithm::direct;
+    const int64_t plane = p.h_out * p.w_out;
+    return depth >= 64 && plane < 28 * 28 ? Conv2dAlgorithm::im2col : Conv2dAlgorithm::direct;
   }
   throw_value_error(kOp, ": algorithm must be one of 'auto', 'direct', 'im2col', "
                     "'winograd', 'winograd_f2', 'winograd_f4', got '", name, "'");

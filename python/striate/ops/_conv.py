@@ -36,8 +36,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             rounded down, as PyTorch).
         groups: input and output channels are split into this many groups
             (``groups == C_in`` is a depthwise convolution).
-        algorithm: ``"auto"`` (heuristic: im2col when C_in/groups*KH*KW >= 32,
-            else direct), ``"direct"``, ``"im2col"``; ``"winograd"``,
+        algorithm: ``"auto"`` (heuristic: im2col when C_in/groups*KH*KW >= 64
+            and H_out*W_out < 784, else direct; :func:`conv2d_algorithm`
+            tells which), ``"direct"``, ``"im2col"``; ``"winograd"``,
             ``"winograd_f2"``, ``"winograd_f4"`` are not implemented yet
             (NotImplementedError; ValueError where Winograd cannot apply:
             not 3x3, stride or dilation != 1, groups != 1).
