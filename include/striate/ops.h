@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "striate/params.h"
@@ -64,9 +65,10 @@ void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x,
 void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y);
 void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx);
 
-// out_h / out_w <= 0 mean "same as the input" (PyTorch's None).
-AdaptivePool2dParams adaptive_avg_pool2d_plan(const Shape& x, int64_t out_h,
-                                              int64_t out_w);
+// An absent out_h / out_w means "same as the input" (PyTorch's None).
+AdaptivePool2dParams adaptive_avg_pool2d_plan(const Shape& x,
+                                              std::optional<int64_t> out_h,
+                                              std::optional<int64_t> out_w);
 Shape adaptive_pool2d_out_shape(const AdaptivePool2dParams& p);
 void adaptive_avg_pool2d_forward(const AdaptivePool2dParams& p, const float* x,
                                  float* y);
