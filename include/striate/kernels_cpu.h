@@ -55,18 +55,20 @@ void adaptive_avg_pool2d_backward(const AdaptivePool2dParams& p, const float* gy
                                   float* gx);
 
 // ---- Normalization ---------------------------------------------------------
-// Per-channel batch mean and biased variance (accumulated in double).
-void batch_norm_stats(const BatchNormParams& p, const float* x, float* mean,
-                      float* var);
+// Per-channel batch mean and biased variance, accumulated and returned in
+// double: rounding the mean to float would shift x - mean by up to half an
+// ulp of the mean, which is not small next to the standard deviation.
+void batch_norm_stats(const BatchNormParams& p, const float* x, double* mean,
+                      double* var);
 // y = (x - mean) * rsqrt(var + eps) * weight + bias; weight/bias may be null.
 void batch_norm_forward(const BatchNormParams& p, const float* x,
-                        const float* mean, const float* var,
+                        const double* mean, const double* var,
                         const float* weight, const float* bias, float* y);
 // Gradients; `training` selects the full gradient through batch statistics
 // (mean/var are then the batch statistics). gweight/gbias may be null.
 void batch_norm_backward(const BatchNormParams& p, bool training,
-                         const float* gy, const float* x, const float* mean,
-                         const float* var, const float* weight, float* gx,
+                         const float* gy, const float* x, const double* mean,
+                         const double* var, const float* weight, float* gx,
                          float* gweight, float* gbias);
 
 void local_response_norm(const LrnParams& p, const float* x, float* y);
