@@ -23,20 +23,27 @@ void relu(int64_t n, const float* x, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
+// The backward selects are written with both operands loaded unconditionally
+// so the compiler emits a compare + blend; a conditional load compiles to a
+// branch that mispredicts on every other element of random-signed data (10x
+// slower). A select, not gy * (x > 0): inf * 0 would turn into NaN.
 void relu_backward(int64_t n, const float* gy, const float* x, float* gx) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) gx[i] = x[i] > 0.0f ? gy[i] : 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gy[i];
+    gx[i] = x[i] > 0.0f ? g : 0.0f;
+  }
 }
 
 void leaky_relu(int64_t n, float slope, const float* x, float* y) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * (x[i] > 0.0f ? 1.0f : slope);
 }
 
 void leaky_relu_backward(int64_t n, float slope, const float* gy, const float* x,
                          float* gx) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) gx[i] = x[i] > 0.0f ? gy[i] : slope * gy[i];
+  for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * (x[i] > 0.0f ? 1.0f : slope);
 }
 
 void sigmoid(int64_t n, const float* x, float* y) {
