@@ -130,7 +130,6 @@ def _torch_time(case, backward, grad, min_time, max_runs):
     tensors = [torch.from_numpy(np.array(a)) for a in case.arrays]
     for i, t in enumerate(tensors):
         t.requires_grad_(backward and i not in no_grad and t.is_floating_point())
-    out = case.torch_fn(F, *tensors)
     if not backward:
         with torch.no_grad():
             return _median_time(lambda: case.torch_fn(F, *tensors), min_time, max_runs)
