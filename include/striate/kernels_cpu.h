@@ -18,7 +18,11 @@
 namespace striate::cpu {
 
 // ---- GEMM ------------------------------------------------------------------
+// Row-major C = alpha * op(A) op(B) + beta * C with the microkernel of the
+// selected ISA level (include/striate/isa.h).
 void sgemm(const GemmParams& p, const float* a, const float* b, float* c);
+// Name of the microkernel sgemm runs now, e.g. "sgemm_12x32_avx512".
+const char* sgemm_kernel_name();
 
 // ---- Convolution -----------------------------------------------------------
 // Direct convolution: loops over kernel taps with contiguous inner loops over

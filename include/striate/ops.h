@@ -130,6 +130,16 @@ void linear_forward(const LinearPlan& plan, const float* x, const float* w,
 void linear_backward(const LinearPlan& plan, const float* gy, const float* x,
                      const float* w, float* gx, float* gw, float* gbias);
 
+// ---- matmul ----------------------------------------------------------------
+struct MatmulPlan {
+  int64_t m = 0, k = 0, n = 0;
+  Shape y_shape;
+};
+MatmulPlan matmul_plan(const Shape& a, const Shape& b);
+void matmul_forward(const MatmulPlan& plan, const float* a, const float* b, float* y);
+void matmul_backward(const MatmulPlan& plan, const float* gy, const float* a,
+                     const float* b, float* ga, float* gb);
+
 // ---- cross_entropy ---------------------------------------------------------
 enum class Reduction { none, mean, sum };
 struct CrossEntropyPlan {

@@ -15,4 +15,45 @@ from . import ops, reference
 
 __version__ = _C.__version__
 
-__all__ = ["ops", "reference", "__version__"]
+
+def build_info():
+    """What this build of striate has and uses, as a dict:
+
+    version, compiler, openmp, isa_compiled (levels built into the kernels),
+    isa_best (the best this CPU supports), isa_selected (the level in use:
+    the best, unless STRIATE_ISA forces a lower one), sgemm_kernel (the GEMM
+    microkernel in use), threads, cuda (whether CUDA kernels were built).
+    """
+    return {
+        "version": __version__,
+        "compiler": _C.compiler(),
+        "openmp": _C.openmp(),
+        "isa_compiled": list(_C.isa_compiled()),
+        "isa_best": _C.isa_best_supported(),
+        "isa_selected": _C.isa_selected(),
+        "sgemm_kernel": _C.sgemm_kernel(),
+        "threads": _C.get_num_threads(),
+        "cuda": False,
+    }
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in the CPU kernels (results are bitwise identical for any n)."""
+    import operator
+    if isinstance(n, bool):
+        raise TypeError(f"n must be an int, got bool {n!r}")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}") from None
+    if not 1 <= n <= 4096:
+        raise ValueError(f"set_num_threads: n must be between 1 and 4096, got {n}")
+    _C.set_num_threads(n)
+
+
+def get_num_threads():
+    """The number of threads the CPU kernels use."""
+    return _C.get_num_threads()
+
+
+__all__ = ["ops", "reference", "build_info", "set_num_threads", "get_num_threads", "__version__"]

@@ -74,6 +74,8 @@ __all__ = [
     "log_softmax_backward",
     "linear",
     "linear_backward",
+    "matmul",
+    "matmul_backward",
     "cross_entropy",
     "cross_entropy_backward",
 ]
@@ -787,6 +789,18 @@ def linear_backward(grad_out, x, weight, bias=None):
     g2, x2 = g.reshape(-1, out_features), x.reshape(-1, in_features)
     gb = None if bias is None else g2.sum(axis=0)
     return g @ w, g2.T @ x2, gb
+
+
+def matmul(a, b):
+    """Matrix product of 2-D arrays: y[i, j] = sum_k a[i, k] * b[k, j]."""
+    return _f64(a) @ _f64(b)
+
+
+def matmul_backward(grad_out, a, b):
+    """Gradients of ``matmul``; returns ``(grad_out @ b^T, a^T @ grad_out)``."""
+    a, b = _f64(a), _f64(b)
+    g = _grad(grad_out, (a.shape[0], b.shape[1]))
+    return g @ b.T, a.T @ g
 
 
 def _ce_setup(input, target, reduction):

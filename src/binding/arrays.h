@@ -13,6 +13,7 @@
 
 #include "striate/errors.h"
 #include "striate/shape.h"
+#include "striate/threads.h"
 
 namespace striate::binding {
 
@@ -59,6 +60,16 @@ inline const float* in(const OptArray& a, const char* name) {
   return a ? in(*a, name) : nullptr;
 }
 inline Shape shape_of(const OptArray& a) { return a ? shape_of(*a) : Shape{}; }
+
+// Scope of a kernel call: releases the GIL (other Python threads run while
+// the kernel does) and applies the thread count set by set_num_threads.
+class KernelScope {
+ public:
+  KernelScope() { apply_num_threads(); }
+
+ private:
+  py::gil_scoped_release release_;
+};
 
 inline FloatArray empty(const Shape& s) {
   return FloatArray(std::vector<py::ssize_t>(s.begin(), s.end()));

@@ -19,7 +19,7 @@ void bind_activation(py::module_& m) {
         FloatArray y = empty(s);
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::activation_forward(kind, n, slope, xp, yp);
         }
         return y;
@@ -37,7 +37,7 @@ void bind_activation(py::module_& m) {
         FloatArray gx = empty(s);
         float* gxp = gx.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::activation_backward(kind, n, slope, gyp, xp, gxp);
         }
         return py::make_tuple(gx);
@@ -53,7 +53,7 @@ void bind_activation(py::module_& m) {
         FloatArray y = empty(s);
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::softmax_forward(p, log, xp, yp);
         }
         return y;
@@ -72,7 +72,7 @@ void bind_activation(py::module_& m) {
         FloatArray gx = empty(s);
         float* gxp = gx.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::softmax_backward(p, log, gyp, xp, gxp);
         }
         return py::make_tuple(gx);

@@ -42,7 +42,7 @@ void bind_conv2d(py::module_& m) {
         FloatArray y = empty(plan.y_shape);
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::conv2d_forward(plan, xp, wp, bp, yp);
         }
         return y;
@@ -75,7 +75,7 @@ void bind_conv2d(py::module_& m) {
         float* gxp = gx.mutable_data();
         float* gwp = gw.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::conv2d_backward(plan, gyp, xp, wp, gxp, gwp, gbp);
         }
         return py::make_tuple(gx, gw, gb);

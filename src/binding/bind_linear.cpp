@@ -17,7 +17,7 @@ void bind_linear(py::module_& m) {
         FloatArray y = empty(plan.y_shape);
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::linear_forward(plan, xp, wp, bp, yp);
         }
         return y;
@@ -46,12 +46,48 @@ void bind_linear(py::module_& m) {
         float* gxp = gx.mutable_data();
         float* gwp = gw.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::linear_backward(plan, gyp, xp, wp, gxp, gwp, gbp);
         }
         return py::make_tuple(gx, gw, gb);
       },
       py::arg("grad_out"), py::arg("x"), py::arg("weight"), py::arg("bias"));
+
+  m.def(
+      "matmul",
+      [](const py::array& a, const py::array& b) {
+        const float* ap = in(a, "a");
+        const float* bp = in(b, "b");
+        const ops::MatmulPlan plan = ops::matmul_plan(shape_of(a), shape_of(b));
+        FloatArray y = empty(plan.y_shape);
+        float* yp = y.mutable_data();
+        {
+          KernelScope scope;
+          ops::matmul_forward(plan, ap, bp, yp);
+        }
+        return y;
+      },
+      py::arg("a"), py::arg("b"));
+
+  m.def(
+      "matmul_backward",
+      [](const py::array& gy, const py::array& a, const py::array& b) {
+        const float* gyp = in(gy, "grad_out");
+        const float* ap = in(a, "a");
+        const float* bp = in(b, "b");
+        const ops::MatmulPlan plan = ops::matmul_plan(shape_of(a), shape_of(b));
+        ops::check_grad_shape("matmul_backward", shape_of(gy), plan.y_shape);
+        FloatArray ga = empty(shape_of(a));
+        FloatArray gb = empty(shape_of(b));
+        float* gap = ga.mutable_data();
+        float* gbp = gb.mutable_data();
+        {
+          KernelScope scope;
+          ops::matmul_backward(plan, gyp, ap, bp, gap, gbp);
+        }
+        return py::make_tuple(ga, gb);
+      },
+      py::arg("grad_out"), py::arg("a"), py::arg("b"));
 
   m.def(
       "cross_entropy",
@@ -64,7 +100,7 @@ void bind_linear(py::module_& m) {
         FloatArray out = empty(plan.out_shape);
         float* op = out.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::cross_entropy_forward(plan, zp, tp, op);
         }
         return out;
@@ -85,7 +121,7 @@ void bind_linear(py::module_& m) {
         FloatArray gz = empty(shape_of(z));
         float* gzp = gz.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::cross_entropy_backward(plan, gyp, zp, tp, gzp);
         }
         return py::make_tuple(gz, py::none());

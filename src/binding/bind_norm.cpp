@@ -55,7 +55,7 @@ void bind_norm(py::module_& m) {
         FloatArray y = empty(shape_of(x));
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::batch_norm_forward(plan, xp, rmp, rvp, wp, bp, yp);
         }
         return y;
@@ -95,7 +95,7 @@ void bind_norm(py::module_& m) {
         }
         float* gxp = gx.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::batch_norm_backward(plan, gyp, xp, rmp, rvp, wp, gxp, gwp, gbp);
         }
         return py::make_tuple(gx, py::none(), py::none(), gw, gb);
@@ -112,7 +112,7 @@ void bind_norm(py::module_& m) {
         FloatArray y = empty(shape_of(x));
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::local_response_norm_forward(p, xp, yp);
         }
         return y;
@@ -130,7 +130,7 @@ void bind_norm(py::module_& m) {
         FloatArray gx = empty(shape_of(x));
         float* gxp = gx.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::local_response_norm_backward(p, gyp, xp, gxp);
         }
         return py::make_tuple(gx);

@@ -40,7 +40,7 @@ void bind_pool2d(py::module_& m) {
         FloatArray y = empty(ops::pool2d_out_shape(p));
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::max_pool2d_forward(p, xp, yp);
         }
         return y;
@@ -60,7 +60,7 @@ void bind_pool2d(py::module_& m) {
         FloatArray gx = empty(shape_of(x));
         float* gxp = gx.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::max_pool2d_backward(p, gyp, xp, gxp);
         }
         return py::make_tuple(gx);
@@ -79,7 +79,7 @@ void bind_pool2d(py::module_& m) {
         FloatArray y = empty(ops::pool2d_out_shape(p));
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::avg_pool2d_forward(p, xp, yp);
         }
         return y;
@@ -100,7 +100,7 @@ void bind_pool2d(py::module_& m) {
         FloatArray gx = empty(shape_of(x));
         float* gxp = gx.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::avg_pool2d_backward(p, gyp, gxp);
         }
         return py::make_tuple(gx);
@@ -116,7 +116,7 @@ void bind_pool2d(py::module_& m) {
         FloatArray y = empty(ops::adaptive_pool2d_out_shape(p));
         float* yp = y.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::adaptive_avg_pool2d_forward(p, xp, yp);
         }
         return y;
@@ -135,7 +135,7 @@ void bind_pool2d(py::module_& m) {
         FloatArray gx = empty(shape_of(x));
         float* gxp = gx.mutable_data();
         {
-          py::gil_scoped_release release;
+          KernelScope scope;
           ops::adaptive_avg_pool2d_backward(p, gyp, gxp);
         }
         return py::make_tuple(gx);

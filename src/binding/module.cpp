@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include "striate/errors.h"
+#include "striate/isa.h"
 
 namespace py = pybind11;
 
@@ -12,6 +13,7 @@ void bind_pool2d(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_activation(py::module_& m);
 void bind_linear(py::module_& m);
+void bind_runtime(py::module_& m);
 }  // namespace striate::binding
 
 PYBIND11_MODULE(_C, m) {
@@ -36,6 +38,11 @@ PYBIND11_MODULE(_C, m) {
   striate::binding::bind_norm(m);
   striate::binding::bind_activation(m);
   striate::binding::bind_linear(m);
+  striate::binding::bind_runtime(m);
+
+  // Choose the kernels' ISA level once, at import (STRIATE_ISA may force a
+  // lower one; an invalid value fails the import with a ValueError).
+  striate::isa_init_from_env();
 
 #ifdef STRIATE_VERSION
   m.attr("__version__") = STRIATE_VERSION;

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "common.h"
+#include "striate/isa.h"
 #include "striate/kernels_cpu.h"
 #include "striate/ops.h"
 
@@ -31,14 +32,19 @@ Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p) 
                           "' is not implemented yet; use 'auto', 'direct' or 'im2col'");
   }
   if (name == "auto") {
-    // Heuristic, measured with the portable (baseline-ISA) kernels: im2col
-    // turns a layer into one GEMM per image and group, which wins when the
-    // reduction depth C_g*KH*KW is deep and the output plane small (late
-    // ResNet/VGG stages: few, long GEMM rows would starve the direct loops).
-    // On large planes the direct kernel's contiguous axpy runs are as fast
-    // and need no workspace; depthwise/grouped layers with few channels per
-    // group and 1-3 channel first layers are always direct.
-    const int64_t depth = (p.c_in / p.groups) * p.kh * p.kw;
+    // Heuristic from the shape and the ISA level (measured on this project's
+    // 2-core AVX-512 machine, docs/benchmarks in the bench output):
+    // - with a SIMD GEMM (avx2/avx512), im2col + GEMM wins on every layer
+    //   that has a real channel reduction -- 5-25x over direct on ResNet/VGG
+    //   layers, AlexNet conv1 and the 7x7 stem; only depthwise-like layers
+    //   (C_in/groups * C_out/groups <= 4) stay direct, where the GEMMs would
+    //   be 1-4 rows tall;
+    // - on the portable baseline the GEMM is only ~2x the direct loops, so
+    //   im2col is used where the reduction is deep and the plane small.
+    const int64_t cin_g = p.c_in / p.groups, cout_g = p.c_out / p.groups;
+    if (cin_g * cout_g <= 4) return Conv2dAlgorithm::direct;
+    if (isa_selected() != Isa::baseline) return Conv2dAlgorithm::im2col;
+    const int64_t depth = cin_g * p.kh * p.kw;
     const int64_t plane = p.h_out * p.w_out;
     return depth >= 64 && plane < 28 * 28 ? Conv2dAlgorithm::im2col : Conv2dAlgorithm::direct;
   }

@@ -41,6 +41,41 @@ void linear_backward(const LinearPlan& plan, const float* gy, const float* x,
                        plan.has_bias ? gbias : nullptr);
 }
 
+MatmulPlan matmul_plan(const Shape& a, const Shape& b) {
+  constexpr const char* op = "matmul";
+  check_rank(op, "a", a, 2, "(M, K)");
+  check_rank(op, "b", b, 2, "(K, N)");
+  if (a[1] != b[0])
+    throw_value_error(op, ": a ", shape_str(a), " and b ", shape_str(b),
+                      " cannot be multiplied (a.shape[1] = ", a[1], " != b.shape[0] = ", b[0], ")");
+  MatmulPlan plan;
+  plan.m = a[0], plan.k = a[1], plan.n = b[1];
+  plan.y_shape = {plan.m, plan.n};
+  checked_numel(plan.y_shape, "matmul output");
+  return plan;
+}
+
+void matmul_forward(const MatmulPlan& plan, const float* a, const float* b, float* y) {
+  GemmParams gp;
+  gp.m = plan.m, gp.n = plan.n, gp.k = plan.k;
+  gp.lda = plan.k, gp.ldb = plan.n, gp.ldc = plan.n;
+  cpu::sgemm(gp, a, b, y);
+}
+
+void matmul_backward(const MatmulPlan& plan, const float* gy, const float* a,
+                     const float* b, float* ga, float* gb) {
+  GemmParams pa;  // ga[m x k] = gy[m x n] * b^T
+  pa.m = plan.m, pa.n = plan.k, pa.k = plan.n;
+  pa.trans_b = true;
+  pa.lda = plan.n, pa.ldb = plan.n, pa.ldc = plan.k;
+  cpu::sgemm(pa, gy, b, ga);
+  GemmParams pb;  // gb[k x n] = a^T * gy
+  pb.m = plan.k, pb.n = plan.n, pb.k = plan.m;
+  pb.trans_a = true;
+  pb.lda = plan.k, pb.ldb = plan.n, pb.ldc = plan.n;
+  cpu::sgemm(pb, a, gy, gb);
+}
+
 CrossEntropyPlan cross_entropy_plan(const Shape& input, const Shape& target,
                                     const std::string& reduction) {
   constexpr const char* op = "cross_entropy";

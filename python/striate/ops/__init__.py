@@ -16,7 +16,8 @@ from ._activation import (leaky_relu, leaky_relu_backward, log_softmax, log_soft
                           relu, relu_backward, sigmoid, sigmoid_backward, softmax,
                           softmax_backward, tanh, tanh_backward)
 from ._conv import conv2d, conv2d_algorithm, conv2d_backward
-from ._linear import cross_entropy, cross_entropy_backward, linear, linear_backward
+from ._linear import (cross_entropy, cross_entropy_backward, linear, linear_backward, matmul,
+                      matmul_backward)
 from ._norm import (batch_norm, batch_norm_backward, local_response_norm,
                     local_response_norm_backward)
 from ._pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
@@ -29,5 +30,5 @@ __all__ = [
     "batch_norm", "batch_norm_backward", "local_response_norm", "local_response_norm_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
-    "linear", "linear_backward", "cross_entropy", "cross_entropy_backward",
+    "linear", "linear_backward", "matmul", "matmul_backward", "cross_entropy", "cross_entropy_backward",
 ]

@@ -36,9 +36,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             rounded down, as PyTorch).
         groups: input and output channels are split into this many groups
             (``groups == C_in`` is a depthwise convolution).
-        algorithm: ``"auto"`` (heuristic: im2col when C_in/groups*KH*KW >= 64
-            and H_out*W_out < 784, else direct; :func:`conv2d_algorithm`
-            tells which), ``"direct"``, ``"im2col"``; ``"winograd"``,
+        algorithm: ``"auto"`` (heuristic: direct for depthwise-like layers,
+            C_in/groups * C_out/groups <= 4, else im2col with the AVX2/AVX-512
+            GEMM; on the portable baseline ISA im2col only when
+            C_in/groups*KH*KW >= 64 and H_out*W_out < 784;
+            :func:`conv2d_algorithm` tells which), ``"direct"``, ``"im2col"``;
+            ``"winograd"``,
             ``"winograd_f2"``, ``"winograd_f4"`` are not implemented yet
             (NotImplementedError; ValueError where Winograd cannot apply:
             not 3x3, stride or dilation != 1, groups != 1).

@@ -24,6 +24,21 @@ def linear_backward(grad_out, x, weight, bias=None):
                               as_float32(weight, "weight"), as_optional_float32(bias, "bias"))
 
 
+def matmul(a, b):
+    """Matrix product of 2-D arrays: y = a @ b, with striate's own SGEMM
+    (packed, register-blocked microkernel of the selected ISA level).
+
+    a: (M, K); b: (K, N); result (M, N) float32.
+    """
+    return _C.matmul(as_float32(a, "a"), as_float32(b, "b"))
+
+
+def matmul_backward(grad_out, a, b):
+    """Gradients of :func:`matmul`: ``(grad_out @ b.T, a.T @ grad_out)``."""
+    return _C.matmul_backward(as_float32(grad_out, "grad_out"), as_float32(a, "a"),
+                              as_float32(b, "b"))
+
+
 def cross_entropy(input, target, reduction="mean"):
     """Cross-entropy of logits against integer class targets, as
     ``torch.nn.functional.cross_entropy``:

@@ -1,0 +1,40 @@
+// AVX2+FMA SGEMM microkernel, 6x16: 12 ymm accumulators + 2 B vectors + 1
+// broadcast fit the 16 ymm registers, and 12 FMAs per 2 loads keep both FMA
+// pipes busy. Compiled with -mavx2 -mfma (this file only).
+#include <immintrin.h>
+
+#include "sgemm_driver.h"
+
+namespace striate::cpu {
+namespace {
+
+struct MicroAvx2 {
+  static constexpr int MR = 6, NR = 16, KC = 256, NC = 1024;
+  static void run(int64_t kc, const float* __restrict a, const float* __restrict b,
+                  float* __restrict out) {
+    __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; ++k) {
+      const __m256 b0 = _mm256_loadu_ps(b + k * NR), b1 = _mm256_loadu_ps(b + k * NR + 8);
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; ++r) {
+        const __m256 av = _mm256_broadcast_ss(a + k * MR + r);
+        c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+        c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+      }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      _mm256_storeu_ps(out + r * NR, c0[r]);
+      _mm256_storeu_ps(out + r * NR + 8, c1[r]);
+    }
+  }
+};
+
+}  // namespace
+
+const SgemmImpl sgemm_avx2_impl = {"sgemm_6x16_avx2", MicroAvx2::MR, MicroAvx2::NR,
+                                   MicroAvx2::KC, MicroAvx2::NC, gemm_entry<MicroAvx2>};
+
+}  // namespace striate::cpu

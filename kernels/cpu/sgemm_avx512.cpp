@@ -1,0 +1,40 @@
+// AVX-512 SGEMM microkernel, 12x32: 24 zmm accumulators + 2 B vectors + 1
+// broadcast of the 32 zmm registers; 24 FMAs per 2 B loads. Compiled with
+// -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma (this file only).
+#include <immintrin.h>
+
+#include "sgemm_driver.h"
+
+namespace striate::cpu {
+namespace {
+
+struct MicroAvx512 {
+  static constexpr int MR = 12, NR = 32, KC = 256, NC = 1024;
+  static void run(int64_t kc, const float* __restrict a, const float* __restrict b,
+                  float* __restrict out) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
+#pragma GCC unroll 12
+      for (int r = 0; r < MR; ++r) {
+        const __m512 av = _mm512_set1_ps(a[k * MR + r]);
+        c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+        c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+      }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      _mm512_storeu_ps(out + r * NR, c0[r]);
+      _mm512_storeu_ps(out + r * NR + 16, c1[r]);
+    }
+  }
+};
+
+}  // namespace
+
+const SgemmImpl sgemm_avx512_impl = {"sgemm_12x32_avx512", MicroAvx512::MR, MicroAvx512::NR,
+                                     MicroAvx512::KC, MicroAvx512::NC, gemm_entry<MicroAvx512>};
+
+}  // namespace striate::cpu
