@@ -46,6 +46,13 @@ inline AvgWindow avg_window(int64_t o, int64_t stride, int64_t pad, int64_t k,
   return {s, e, pool};
 }
 
+// PyTorch's divisor: the window clipped to the padded extent, or to the
+// input alone when padding is not counted.
+inline int64_t avg_divisor(const AvgWindow& wh, const AvgWindow& ww,
+                           bool count_include_pad) {
+  return count_include_pad ? wh.pool * ww.pool : (wh.hi - wh.lo) * (ww.hi - ww.lo);
+}
+
 // Adaptive bin i of `out` over `n` inputs: [floor(i*n/out), ceil((i+1)*n/out)).
 inline Range adaptive_bin(int64_t i, int64_t n, int64_t out) {
   return {(i * n) / out, ((i + 1) * n + out - 1) / out};
@@ -176,9 +183,7 @@ void avg_pool2d(const Pool2dParams& p, const float* x, float* y) {
         const AvgWindow wh = avg_window(oh, p.stride_h, p.pad_h, p.kh, p.h_in);
         for (int64_t ow = 0; ow < p.w_out; ++ow) {
           const AvgWindow ww = avg_window(ow, p.stride_w, p.pad_w, p.kw, p.w_in);
-          const int64_t div = p.count_include_pad
-                                  ? wh.pool * ww.pool
-                                  : (wh.hi - wh.lo) * (ww.hi - ww.lo);
+          const int64_t div = avg_divisor(wh, ww, p.count_include_pad);
           const double s = rect_sum(xp, p.w_in, wh.lo, wh.hi, ww.lo, ww.hi);
           yp[oh * p.w_out + ow] = static_cast<float>(s / static_cast<double>(div));
         }
@@ -200,9 +205,7 @@ void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx) {
         const AvgWindow wh = avg_window(oh, p.stride_h, p.pad_h, p.kh, p.h_in);
         for (int64_t ow = 0; ow < p.w_out; ++ow) {
           const AvgWindow ww = avg_window(ow, p.stride_w, p.pad_w, p.kw, p.w_in);
-          const int64_t div = p.count_include_pad
-                                  ? wh.pool * ww.pool
-                                  : (wh.hi - wh.lo) * (ww.hi - ww.lo);
+          const int64_t div = avg_divisor(wh, ww, p.count_include_pad);
           const float g = gyp[oh * p.w_out + ow] / static_cast<float>(div);
           rect_add(gxp, p.w_in, wh.lo, wh.hi, ww.lo, ww.hi, g);
         }

@@ -23,6 +23,11 @@ void check_scalar(const char* op, const char* name, int64_t v, int64_t lo) {
     throw_value_error(op, ": ", name, " = ", v, " is absurdly large (at most 2^40 is accepted)");
 }
 
+void check_pair(const char* op, const char* name, int64_t h, int64_t w, int64_t lo) {
+  check_scalar(op, name, h, lo);
+  check_scalar(op, name, w, lo);
+}
+
 void check_nonempty(const char* op, const char* name, const Shape& s,
                     size_t first_dim) {
   for (size_t i = first_dim; i < s.size(); ++i)

@@ -18,6 +18,8 @@ void check_rank(const char* op, const char* name, const Shape& s, size_t rank,
                 const char* layout);
 // Value must be in [lo, kMaxScalar].
 void check_scalar(const char* op, const char* name, int64_t v, int64_t lo);
+// Both halves of an (h, w) argument such as stride or padding.
+void check_pair(const char* op, const char* name, int64_t h, int64_t w, int64_t lo);
 // Every dimension of s must be >= 1 except those listed as possibly empty.
 void check_nonempty(const char* op, const char* name, const Shape& s,
                     size_t first_dim);

@@ -71,10 +71,8 @@ Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
   check_nonempty(kOp, "x", x, 1);
   check_nonempty(kOp, "weight", w, 0);
   check_scalar(kOp, "groups", a.groups, 1);
-  check_scalar(kOp, "stride", a.stride_h, 1);
-  check_scalar(kOp, "stride", a.stride_w, 1);
-  check_scalar(kOp, "dilation", a.dil_h, 1);
-  check_scalar(kOp, "dilation", a.dil_w, 1);
+  check_pair(kOp, "stride", a.stride_h, a.stride_w, 1);
+  check_pair(kOp, "dilation", a.dil_h, a.dil_w, 1);
 
   Conv2dParams p;
   p.n = x[0], p.c_in = x[1], p.h_in = x[2], p.w_in = x[3];
@@ -103,8 +101,7 @@ Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
 
   int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
   if (a.padding_mode == "explicit") {
-    check_scalar(kOp, "padding", a.pad_h, 0);
-    check_scalar(kOp, "padding", a.pad_w, 0);
+    check_pair(kOp, "padding", a.pad_h, a.pad_w, 0);
     pad_top = pad_bottom = a.pad_h;
     pad_left = pad_right = a.pad_w;
   } else if (a.padding_mode == "same") {

@@ -11,14 +11,10 @@ Pool2dParams pool_plan(const char* op, const Shape& x, const Pool2dArgs& a,
                        bool has_dilation) {
   check_rank(op, "x", x, 4, "(N, C, H, W)");
   check_nonempty(op, "x", x, 1);
-  check_scalar(op, "kernel_size", a.kh, 1);
-  check_scalar(op, "kernel_size", a.kw, 1);
-  check_scalar(op, "stride", a.stride_h, 1);
-  check_scalar(op, "stride", a.stride_w, 1);
-  check_scalar(op, "padding", a.pad_h, 0);
-  check_scalar(op, "padding", a.pad_w, 0);
-  check_scalar(op, "dilation", a.dil_h, 1);
-  check_scalar(op, "dilation", a.dil_w, 1);
+  check_pair(op, "kernel_size", a.kh, a.kw, 1);
+  check_pair(op, "stride", a.stride_h, a.stride_w, 1);
+  check_pair(op, "padding", a.pad_h, a.pad_w, 0);
+  check_pair(op, "dilation", a.dil_h, a.dil_w, 1);
   if (!has_dilation && (a.dil_h != 1 || a.dil_w != 1))
     throw_value_error(op, ": dilation must be 1 (average pooling has no dilation), got (",
                       a.dil_h, ", ", a.dil_w, ")");
