@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "striate/params.h"
 #include "striate/shape.h"
@@ -30,6 +31,7 @@ struct Conv2dArgs {
   int64_t dil_h = 1, dil_w = 1;
   int64_t groups = 1;
   std::string algorithm = "auto";  // auto|direct|im2col|winograd|winograd_f2|winograd_f4
+  std::string activation = "none";  // none|relu: fused forward epilogue
 };
 
 struct Conv2dPlan {
@@ -38,6 +40,11 @@ struct Conv2dPlan {
   bool has_bias = false;
   Shape y_shape;
 };
+
+// The algorithms that can run a convolution with these (validated) params,
+// in a fixed order: direct, im2col, then winograd_f2 / winograd_f4 where
+// Winograd applies (3x3, stride 1, dilation 1, groups 1).
+std::vector<Conv2dAlgorithm> conv2d_algorithms(const Conv2dParams& p);
 
 Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
                        const Conv2dArgs& args);

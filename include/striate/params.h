@@ -18,6 +18,9 @@ struct Conv2dParams {
   int64_t pad_top = 0, pad_left = 0;
   int64_t dil_h = 1, dil_w = 1;
   int64_t groups = 1;
+  // Fused epilogue: forward kernels apply max(0, .) to each output right
+  // after adding the bias, while the tile is still in registers / cache.
+  bool relu = false;
 };
 
 // Max and average pooling (window kh x kw, zero / -inf padding implied).

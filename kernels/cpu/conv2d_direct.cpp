@@ -47,6 +47,7 @@ void conv2d_direct(const Conv2dParams& p, const float* x, const float* w,
           }
         }
       }
+      if (p.relu) relu_inplace(yp, hw_out);
     }
 }
 

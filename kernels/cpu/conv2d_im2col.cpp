@@ -102,6 +102,7 @@ void conv2d_im2col(const Conv2dParams& p, const float* x, const float* w,
         gp.beta = 1.0f;
       }
       sgemm(gp, w + g * cout_g * kdim, col, yg);
+      if (p.relu) relu_inplace(yg, cout_g * hw_out);
     }
 }
 

@@ -22,4 +22,10 @@ inline Range valid_range(int64_t off, int64_t stride, int64_t n_in,
   return {lo, hi};
 }
 
+// The fused forward epilogue (Conv2dParams::relu): clamp a freshly written
+// block of outputs at zero while it is still in cache.
+inline void relu_inplace(float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
 }  // namespace striate::cpu

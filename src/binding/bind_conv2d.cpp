@@ -15,7 +15,8 @@ static ops::Conv2dPlan plan_for(const py::array& x, const py::array& w,
                                 const OptArray& b, Pair stride,
                                 const std::string& padding_mode, Pair padding,
                                 Pair dilation, int64_t groups,
-                                const std::string& algorithm) {
+                                const std::string& algorithm,
+                                const std::string& activation = "none") {
   ops::Conv2dArgs a;
   a.stride_h = stride[0], a.stride_w = stride[1];
   a.padding_mode = padding_mode;
@@ -23,6 +24,7 @@ static ops::Conv2dPlan plan_for(const py::array& x, const py::array& w,
   a.dil_h = dilation[0], a.dil_w = dilation[1];
   a.groups = groups;
   a.algorithm = algorithm;
+  a.activation = activation;
   Shape bs;
   if (b) bs = shape_of(*b);
   return ops::conv2d_plan(shape_of(x), shape_of(w), b ? &bs : nullptr, a);
@@ -33,12 +35,13 @@ void bind_conv2d(py::module_& m) {
       "conv2d",
       [](const py::array& x, const py::array& w, const OptArray& b, Pair stride,
          const std::string& padding_mode, Pair padding, Pair dilation,
-         int64_t groups, const std::string& algorithm) {
+         int64_t groups, const std::string& algorithm, const std::string& activation) {
         const float* xp = in(x, "x");
         const float* wp = in(w, "weight");
         const float* bp = b ? in(*b, "bias") : nullptr;
         const ops::Conv2dPlan plan =
-            plan_for(x, w, b, stride, padding_mode, padding, dilation, groups, algorithm);
+            plan_for(x, w, b, stride, padding_mode, padding, dilation, groups, algorithm,
+                     activation);
         FloatArray y = empty(plan.y_shape);
         float* yp = y.mutable_data();
         {
@@ -49,7 +52,7 @@ void bind_conv2d(py::module_& m) {
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"),
       py::arg("padding_mode"), py::arg("padding"), py::arg("dilation"),
-      py::arg("groups"), py::arg("algorithm"));
+      py::arg("groups"), py::arg("algorithm"), py::arg("activation") = "none");
 
   m.def(
       "conv2d_backward",
@@ -94,6 +97,19 @@ void bind_conv2d(py::module_& m) {
                 .algorithm));
       },
       "The algorithm `conv2d` would run for these arguments (after validation).");
+
+  m.def(
+      "conv2d_algorithms",
+      [](const py::array& x, const py::array& w, const OptArray& b, Pair stride,
+         const std::string& padding_mode, Pair padding, Pair dilation, int64_t groups) {
+        const ops::Conv2dPlan plan =
+            plan_for(x, w, b, stride, padding_mode, padding, dilation, groups, "direct");
+        py::list out;
+        for (ops::Conv2dAlgorithm a : ops::conv2d_algorithms(plan.p))
+          out.append(std::string(ops::algorithm_name(a)));
+        return out;
+      },
+      "The algorithms that can run these arguments (after validation).");
 }
 
 }  // namespace striate::binding

@@ -1,5 +1,6 @@
 // conv2d op: argument checks, output shape, algorithm choice, workspace.
 #include <algorithm>
+#include <sstream>
 
 #include "common.h"
 #include "striate/isa.h"
@@ -11,48 +12,75 @@ namespace {
 
 constexpr const char* kOp = "conv2d";
 
+// Why Winograd F(m x m, 3 x 3) cannot run these params, or "" when it can:
+// it is a 3x3, stride-1, undilated, ungrouped algorithm.
+std::string winograd_unsupported(const Conv2dParams& p) {
+  std::ostringstream why;
+  if (p.kh != 3 || p.kw != 3)
+    why << "needs a 3x3 kernel, got " << p.kh << "x" << p.kw;
+  else if (p.stride_h != 1 || p.stride_w != 1)
+    why << "needs stride 1, got (" << p.stride_h << ", " << p.stride_w << ")";
+  else if (p.dil_h != 1 || p.dil_w != 1)
+    why << "needs dilation 1, got (" << p.dil_h << ", " << p.dil_w << ")";
+  else if (p.groups != 1)
+    why << "needs groups=1, got " << p.groups;
+  return why.str();
+}
+
+// Set once the Winograd kernels exist; until then the names are accepted and
+// validated but raise NotImplementedError.
+constexpr bool kWinogradImplemented = false;
+
+Conv2dAlgorithm auto_algorithm(const Conv2dParams& p) {
+  // Heuristic from the shape and the ISA level (measured on this project's
+  // 2-core AVX-512 machine, docs/benchmarks in the bench output):
+  // - with a SIMD GEMM (avx2/avx512), im2col + GEMM wins on every layer
+  //   that has a real channel reduction -- 5-25x over direct on ResNet/VGG
+  //   layers, AlexNet conv1 and the 7x7 stem; only depthwise-like layers
+  //   (C_in/groups * C_out/groups <= 4) stay direct, where the GEMMs would
+  //   be 1-4 rows tall;
+  // - on the portable baseline the GEMM is only ~2x the direct loops, so
+  //   im2col is used where the reduction is deep and the plane small.
+  const int64_t cin_g = p.c_in / p.groups, cout_g = p.c_out / p.groups;
+  if (cin_g * cout_g <= 4) return Conv2dAlgorithm::direct;
+  if (isa_selected() != Isa::baseline) return Conv2dAlgorithm::im2col;
+  const int64_t depth = cin_g * p.kh * p.kw;
+  const int64_t plane = p.h_out * p.w_out;
+  return depth >= 64 && plane < 28 * 28 ? Conv2dAlgorithm::im2col : Conv2dAlgorithm::direct;
+}
+
 Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p) {
   if (name == "direct") return Conv2dAlgorithm::direct;
   if (name == "im2col") return Conv2dAlgorithm::im2col;
   if (name == "winograd" || name == "winograd_f2" || name == "winograd_f4") {
-    // Winograd F(m x m, 3 x 3) is a 3x3, stride-1, undilated, ungrouped algorithm.
-    if (p.kh != 3 || p.kw != 3)
-      throw_value_error(kOp, ": algorithm='", name, "' needs a 3x3 kernel, got ",
-                        p.kh, "x", p.kw);
-    if (p.stride_h != 1 || p.stride_w != 1)
-      throw_value_error(kOp, ": algorithm='", name, "' needs stride 1, got (",
-                        p.stride_h, ", ", p.stride_w, ")");
-    if (p.dil_h != 1 || p.dil_w != 1)
-      throw_value_error(kOp, ": algorithm='", name, "' needs dilation 1, got (",
-                        p.dil_h, ", ", p.dil_w, ")");
-    if (p.groups != 1)
-      throw_value_error(kOp, ": algorithm='", name, "' needs groups=1, got ",
-                        p.groups);
-    throw_not_implemented(kOp, ": algorithm='", name,
-                          "' is not implemented yet; use 'auto', 'direct' or 'im2col'");
+    const std::string why = winograd_unsupported(p);
+    if (!why.empty()) throw_value_error(kOp, ": algorithm='", name, "' ", why);
+    if (!kWinogradImplemented)
+      throw_not_implemented(kOp, ": algorithm='", name,
+                            "' is not implemented yet; use 'auto', 'direct' or 'im2col'");
+    if (name == "winograd_f2") return Conv2dAlgorithm::winograd_f2;
+    if (name == "winograd_f4") return Conv2dAlgorithm::winograd_f4;
+    // F(4x4) does 4x fewer multiplies than direct against 2.25x for F(2x2)
+    // but needs 6x6 input tiles: on small planes most of a 6x6 tile is
+    // padding, so F(2x2) is used below 8x8 outputs.
+    return p.h_out >= 8 && p.w_out >= 8 ? Conv2dAlgorithm::winograd_f4
+                                         : Conv2dAlgorithm::winograd_f2;
   }
-  if (name == "auto") {
-    // Heuristic from the shape and the ISA level (measured on this project's
-    // 2-core AVX-512 machine, docs/benchmarks in the bench output):
-    // - with a SIMD GEMM (avx2/avx512), im2col + GEMM wins on every layer
-    //   that has a real channel reduction -- 5-25x over direct on ResNet/VGG
-    //   layers, AlexNet conv1 and the 7x7 stem; only depthwise-like layers
-    //   (C_in/groups * C_out/groups <= 4) stay direct, where the GEMMs would
-    //   be 1-4 rows tall;
-    // - on the portable baseline the GEMM is only ~2x the direct loops, so
-    //   im2col is used where the reduction is deep and the plane small.
-    const int64_t cin_g = p.c_in / p.groups, cout_g = p.c_out / p.groups;
-    if (cin_g * cout_g <= 4) return Conv2dAlgorithm::direct;
-    if (isa_selected() != Isa::baseline) return Conv2dAlgorithm::im2col;
-    const int64_t depth = cin_g * p.kh * p.kw;
-    const int64_t plane = p.h_out * p.w_out;
-    return depth >= 64 && plane < 28 * 28 ? Conv2dAlgorithm::im2col : Conv2dAlgorithm::direct;
-  }
+  if (name == "auto") return auto_algorithm(p);
   throw_value_error(kOp, ": algorithm must be one of 'auto', 'direct', 'im2col', "
                     "'winograd', 'winograd_f2', 'winograd_f4', got '", name, "'");
 }
 
 }  // namespace
+
+std::vector<Conv2dAlgorithm> conv2d_algorithms(const Conv2dParams& p) {
+  std::vector<Conv2dAlgorithm> out = {Conv2dAlgorithm::direct, Conv2dAlgorithm::im2col};
+  if (kWinogradImplemented && winograd_unsupported(p).empty()) {
+    out.push_back(Conv2dAlgorithm::winograd_f2);
+    out.push_back(Conv2dAlgorithm::winograd_f4);
+  }
+  return out;
+}
 
 const char* algorithm_name(Conv2dAlgorithm a) {
   switch (a) {
@@ -80,6 +108,10 @@ Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
   p.stride_h = a.stride_h, p.stride_w = a.stride_w;
   p.dil_h = a.dil_h, p.dil_w = a.dil_w;
   p.groups = a.groups;
+  if (a.activation == "relu")
+    p.relu = true;
+  else if (a.activation != "none")
+    throw_value_error(kOp, ": activation must be 'none' or 'relu', got '", a.activation, "'");
   check_scalar(kOp, "weight.shape[2] (kernel height)", p.kh, 1);
   check_scalar(kOp, "weight.shape[3] (kernel width)", p.kw, 1);
 
