@@ -11,7 +11,7 @@
 """
 
 from . import _C
-from . import ops, reference
+from . import _autotune, ops, reference
 
 __version__ = _C.__version__
 
@@ -56,4 +56,37 @@ def get_num_threads():
     return _C.get_num_threads()
 
 
-__all__ = ["ops", "reference", "build_info", "set_num_threads", "get_num_threads", "__version__"]
+def set_autotune(enabled=True):
+    """Time the applicable conv2d algorithms and keep the fastest (cuDNN's benchmark mode).
+
+    When on, ``conv2d(..., algorithm="auto")`` (and ``conv2d_backward``) time
+    every algorithm in :func:`striate.ops.conv2d_algorithms` the first time
+    they see a configuration -- shapes, bias, stride, padding, dilation,
+    groups, thread count, ISA level -- and use the winner from then on. The
+    winners are saved in ``autotune.json`` in the user's cache folder
+    (``STRIATE_CACHE_DIR`` overrides; :func:`autotune_cache_path`), so later
+    runs start tuned. Off by default: then ``"auto"`` is the documented
+    shape heuristic (:func:`striate.ops.conv2d_algorithm`).
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_autotune: enabled must be a bool, got {type(enabled).__name__} {enabled!r}")
+    _autotune.set_enabled(enabled)
+
+
+def get_autotune():
+    """Whether conv2d autotuning is on (see :func:`set_autotune`)."""
+    return _autotune.enabled()
+
+
+def autotune_cache_path():
+    """The JSON file where autotuned conv2d algorithms are kept."""
+    return _autotune.cache_path()
+
+
+def clear_autotune_cache():
+    """Forget all autotuned choices, in memory and in the cache file."""
+    _autotune.clear()
+
+
+__all__ = ["ops", "reference", "build_info", "set_num_threads", "get_num_threads",
+           "set_autotune", "get_autotune", "autotune_cache_path", "clear_autotune_cache", "__version__"]

@@ -15,7 +15,7 @@ IndexError for class targets out of range) whose message names the argument.
 from ._activation import (leaky_relu, leaky_relu_backward, log_softmax, log_softmax_backward,
                           relu, relu_backward, sigmoid, sigmoid_backward, softmax,
                           softmax_backward, tanh, tanh_backward)
-from ._conv import conv2d, conv2d_algorithm, conv2d_backward
+from ._conv import conv2d, conv2d_algorithm, conv2d_algorithms, conv2d_backward
 from ._linear import (cross_entropy, cross_entropy_backward, linear, linear_backward, matmul,
                       matmul_backward)
 from ._norm import (batch_norm, batch_norm_backward, local_response_norm,
@@ -24,7 +24,7 @@ from ._pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2
                     avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = [
-    "conv2d", "conv2d_backward", "conv2d_algorithm",
+    "conv2d", "conv2d_backward", "conv2d_algorithm", "conv2d_algorithms",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "batch_norm", "batch_norm_backward", "local_response_norm", "local_response_norm_backward",

@@ -1,6 +1,7 @@
 """Convolution."""
 
 from .. import _C
+from .. import _autotune
 from ._util import as_float32, as_int, as_optional_float32, as_pair, as_str
 
 
@@ -19,7 +20,17 @@ def _conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm):
             as_str(algorithm, "algorithm"))
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
+def _activation(activation):
+    if activation is None:
+        return "none"
+    activation = as_str(activation, "activation")
+    if activation not in ("relu", "none"):
+        raise ValueError(f"conv2d: activation must be None or 'relu', got {activation!r}")
+    return activation
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+           activation=None):
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
 
     y[n, o, i, j] = bias[o] + sum_{c, p, q} weight[o, c, p, q] *
@@ -46,6 +57,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             (NotImplementedError; ValueError where Winograd cannot apply:
             not 3x3, stride or dilation != 1, groups != 1).
 
+        activation: ``None`` or ``"relu"``: a fused epilogue, y = max(0, conv
+            + bias), applied by the kernel while each output block is still
+            in cache (saves a pass over y; equals ``relu(conv2d(...))``
+            exactly). Forward only: for training call :func:`relu` on the
+            output so its backward sees the mask.
+
+    With ``striate.set_autotune(True)``, ``algorithm="auto"`` times every
+    algorithm :func:`conv2d_algorithms` lists on the first call with a given
+    configuration and uses the fastest from then on (see
+    :func:`striate.set_autotune`).
+
     Output: shape (N, C_out, H_out, W_out) with
     H_out = floor((H + pad_top + pad_bottom - dh*(KH-1) - 1) / sh) + 1.
 
@@ -53,7 +75,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     the result is float32. Bad arguments raise ValueError/TypeError naming
     the argument.
     """
-    return _C.conv2d(*_conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm))
+    args = _conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm)
+    act = _activation(activation)
+    if args[-1] == "auto" and _autotune.enabled():
+        args = args[:-1] + (_autotune.pick("forward", args, _C.conv2d_algorithms(*args[:-1]),
+                                           lambda a: _C.conv2d(*a, act)),)
+    return _C.conv2d(*args, act)
 
 
 def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
@@ -65,11 +92,33 @@ def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilatio
     is None. Inputs are never modified.
     """
     args = _conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm)
-    return _C.conv2d_backward(as_float32(grad_out, "grad_out"), *args)
+    gy = as_float32(grad_out, "grad_out")
+    if args[-1] == "auto" and _autotune.enabled():
+        _C.conv2d_backward(gy, *args)  # validates grad_out before timing anything
+        args = args[:-1] + (_autotune.pick("backward", args, _C.conv2d_algorithms(*args[:-1]),
+                                           lambda a: _C.conv2d_backward(gy, *a)),)
+    return _C.conv2d_backward(gy, *args)
 
 
 def conv2d_algorithm(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                      algorithm="auto"):
-    """The name of the algorithm :func:`conv2d` runs for these arguments."""
-    return _C.conv2d_algorithm(*_conv2d_args(x, weight, bias, stride, padding, dilation, groups,
-                                             algorithm))
+    """The name of the algorithm :func:`conv2d` runs for these arguments.
+
+    With autotuning on, this is the cached winner when the configuration has
+    been tuned already, else the heuristic's choice (nothing is timed here).
+    """
+    args = _conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm)
+    if args[-1] == "auto" and _autotune.enabled():
+        tuned = _autotune.lookup("forward", args)
+        if tuned is not None:
+            return tuned
+    return _C.conv2d_algorithm(*args)
+
+
+def conv2d_algorithms(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """The algorithms that can run :func:`conv2d` with these arguments, as a list
+    of names in a fixed order: ``"direct"`` and ``"im2col"`` always, then
+    ``"winograd_f2"`` and ``"winograd_f4"`` where Winograd applies (3x3 kernel,
+    stride 1, dilation 1, groups 1). Invalid arguments raise as conv2d does."""
+    args = _conv2d_args(x, weight, bias, stride, padding, dilation, groups, "auto")
+    return list(_C.conv2d_algorithms(*args[:-1]))
