@@ -6,12 +6,20 @@
   a ``*_backward`` for every op.
 * ``striate.reference`` -- plain NumPy (float64) implementations of every op,
   the oracle the kernels are tested against.
+* ``striate.nn`` / ``striate.optim`` / ``striate.data`` -- layers, Sequential
+  and functional models (``striate.Input``, ``striate.Model``) with
+  ``summary``/``fit``/``evaluate``/``predict``/``save``, optimizers and
+  schedulers, batching and augmentation; ``striate.load`` reads a checkpoint.
 * ``python -m striate.bench`` -- time and accuracy of every op against the
   reference (and PyTorch, when installed).
 """
 
 from . import _C
 from . import _autotune, ops, reference
+from . import init, nn, optim, data, datasets, models
+from .checkpoint import load
+from .init import manual_seed
+from .nn import Input, Model, Sequential
 
 __version__ = _C.__version__
 
@@ -88,5 +96,6 @@ def clear_autotune_cache():
     _autotune.clear()
 
 
-__all__ = ["ops", "reference", "build_info", "set_num_threads", "get_num_threads",
+__all__ = ["ops", "reference", "nn", "optim", "init", "data", "datasets", "models", "Input",
+           "Model", "Sequential", "load", "manual_seed", "build_info", "set_num_threads", "get_num_threads",
            "set_autotune", "get_autotune", "autotune_cache_path", "clear_autotune_cache", "__version__"]
