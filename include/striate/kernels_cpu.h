@@ -24,6 +24,16 @@ void sgemm(const GemmParams& p, const float* a, const float* b, float* c);
 // Name of the microkernel sgemm runs now, e.g. "sgemm_12x32_avx512".
 const char* sgemm_kernel_name();
 
+// ---- fp32 peak probe (benchmark only; peak_fma*.cpp) -----------------------
+// Every thread of the current count runs `iters` iterations of independent
+// multiply-add chains at ISA level isa_level (static_cast<int>(striate::Isa);
+// the caller checks the CPU supports it). FLOPs / seconds is the peak.
+struct PeakFmaResult {
+  double flops = 0, seconds = 0;
+  int threads = 1;
+};
+PeakFmaResult peak_fma(int isa_level, int64_t iters);
+
 // ---- Convolution -----------------------------------------------------------
 // Direct convolution: loops over kernel taps with contiguous inner loops over
 // output columns; best for depthwise/grouped and very few channels.
@@ -44,6 +54,21 @@ void conv2d_im2col_backward_data(const Conv2dParams& p, const float* gy,
 void conv2d_im2col_backward_weights(const Conv2dParams& p, const float* gy,
                                     const float* x, float* gw, float* gbias,
                                     float* workspace);
+
+// Winograd F(m x m, 3 x 3), m = 2 or 4 (conv2d_winograd.cpp): 3x3, stride 1,
+// dilation 1, groups 1, any padding. Filters are transformed once into u
+// (conv2d_winograd_filter_floats floats; the op layer caches them);
+// backward_data transforms them for the data gradient, which is the 3x3
+// convolution of gy with the flipped, channel-transposed kernel.
+int64_t conv2d_winograd_filter_floats(const Conv2dParams& p, int m, bool backward_data);
+void conv2d_winograd_filter(const Conv2dParams& p, int m, bool backward_data,
+                            const float* w, float* u);
+int64_t conv2d_winograd_workspace(const Conv2dParams& p, int m, bool backward_data);
+void conv2d_winograd(const Conv2dParams& p, int m, const float* x, const float* u,
+                     const float* bias, float* y, float* workspace);
+void conv2d_winograd_backward_data(const Conv2dParams& p, int m, const float* gy,
+                                   const float* u, float* gx, float* workspace);
+const char* conv2d_winograd_kernel_name();
 
 // Shared by both algorithms: gbias[o] = sum over n, h, w of gy.
 void conv2d_bias_backward(const Conv2dParams& p, const float* gy, float* gbias);
@@ -115,5 +140,52 @@ void cross_entropy(int64_t n, int64_t c, const float* logits,
 void cross_entropy_backward(int64_t n, int64_t c, const float* scale,
                             const float* logits, const int64_t* target,
                             float* gz);
+
+// ---- Tensor ops, dropout, mse_loss (tensor.cpp, loss.cpp) -----------------
+void tensor_copy(int64_t n, const float* x, float* y);
+void add(int64_t n, const float* a, const float* b, float* y);
+// a viewed as (outer, inner), b as (outer,): y[o, i] = a[o, i] * b[o]
+// (inner == 1 is the plain elementwise product).
+void mul(int64_t outer, int64_t inner, const float* a, const float* b, float* y);
+// ga = gy * b (broadcast); gb[o] = sum_i gy[o, i] * a[o, i] in double.
+void mul_backward(int64_t outer, int64_t inner, const float* gy, const float* a,
+                  const float* b, float* ga, float* gb);
+// Inputs viewed as (outer, widths[k]); y rows are the inputs' rows side by side.
+void cat(int64_t outer, int64_t count, const float* const* xs,
+         const int64_t* widths, float* y);
+void cat_backward(int64_t outer, int64_t count, const float* gy,
+                  const int64_t* widths, float* const* gxs);
+// y[i] = x[i] * (u(seed, i) >= p ? scale : 0) with u from splitmix64
+// (tensor.cpp); the backward is the same map applied to gy.
+void dropout(int64_t n, double p, float scale, uint64_t seed, const float* x,
+             float* y);
+// Per-block partial sums of (x - t)^2 over fixed 4096-element blocks, in
+// double; sq (may be null) receives the elementwise (x - t)^2.
+int64_t mse_loss_blocks(int64_t n);
+void mse_loss(int64_t n, const float* x, const float* t, float* sq,
+              double* block_sums);
+// gx[i] = norm * (x[i] - t[i]) * gy[i * gy_stride] (torch's order), gt = -gx;
+// gy_stride is 0 for a scalar grad_out.
+void mse_loss_backward(int64_t n, float norm, const float* gy, int64_t gy_stride,
+                       const float* x, const float* t, float* gx, float* gt);
+
+// ---- Optimizer updates (optim.cpp), in place, torch.optim's formulas -------
+// The scalar factors are computed by the op layer in double and rounded to
+// float once, as torch does when it passes Python scalars to float32 ops.
+struct SgdCoeffs {
+  float lr = 0, momentum = 0, one_minus_dampening = 1, weight_decay = 0;
+  bool nesterov = false, first_step = false;
+};
+// buf may be null when momentum == 0.
+void sgd_update(const SgdCoeffs& c, int64_t n, float* param, const float* grad,
+                float* buf);
+struct AdamCoeffs {
+  float weight_decay = 0;       // L2 term added to the gradient (0 if decoupled)
+  float decay = 1;              // 1 - lr * weight_decay (decoupled), else 1
+  float one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0;
+  float bias_correction2_sqrt = 1, eps = 0, neg_step_size = 0;
+};
+void adam_update(const AdamCoeffs& c, int64_t n, float* param, const float* grad,
+                 float* exp_avg, float* exp_avg_sq);
 
 }  // namespace striate::cpu

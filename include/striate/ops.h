@@ -166,4 +166,79 @@ void cross_entropy_backward(const CrossEntropyPlan& plan, const float* gy,
                             const float* input, const int64_t* target,
                             float* ginput);
 
+// ---- tensor ops: add, mul, cat, dropout (src/ops/tensor.cpp) ---------------
+// Elementwise ops on n values; copy backs add_backward's two gradients.
+int64_t add_plan(const Shape& a, const Shape& b);  // numel; shapes must match
+void add_forward(int64_t n, const float* a, const float* b, float* y);
+void copy_forward(int64_t n, const float* x, float* y);
+
+// b has a's shape, or a's leading dims followed by ones ((N, C, 1, 1) gating
+// (N, C, H, W)): a is viewed as (outer, inner) and b as (outer,).
+struct MulPlan {
+  int64_t outer = 0, inner = 1;
+  Shape y_shape;
+};
+MulPlan mul_plan(const Shape& a, const Shape& b);
+void mul_forward(const MulPlan& plan, const float* a, const float* b, float* y);
+void mul_backward(const MulPlan& plan, const float* gy, const float* a,
+                  const float* b, float* ga, float* gb);
+
+// Inputs viewed as (outer, widths[k]) with widths[k] = size along dim x inner.
+struct CatPlan {
+  int64_t outer = 1, dim = 0;
+  std::vector<int64_t> widths;
+  Shape y_shape;
+};
+CatPlan cat_plan(const std::vector<Shape>& xs, int64_t dim);
+void cat_forward(const CatPlan& plan, const float* const* xs, float* y);
+void cat_backward(const CatPlan& plan, const float* gy, float* const* gxs);
+
+struct DropoutPlan {
+  int64_t n = 0;
+  double p = 0.5;
+  bool training = true;
+  uint64_t seed = 0;
+};
+DropoutPlan dropout_plan(const Shape& x, double p, bool training, uint64_t seed);
+void dropout_forward(const DropoutPlan& plan, const float* x, float* y);
+// The mask is regenerated from (seed, index): gx = gy * mask / (1 - p).
+void dropout_backward(const DropoutPlan& plan, const float* gy, float* gx);
+
+// ---- mse_loss (src/ops/loss.cpp) -------------------------------------------
+struct MseLossPlan {
+  int64_t n = 0;
+  Reduction reduction = Reduction::mean;
+  Shape out_shape;  // () for mean/sum, the input's shape for none
+};
+MseLossPlan mse_loss_plan(const Shape& input, const Shape& target,
+                          const std::string& reduction);
+void mse_loss_forward(const MseLossPlan& plan, const float* input,
+                      const float* target, float* out);
+// gy has plan.out_shape; ginput and gtarget are both written.
+void mse_loss_backward(const MseLossPlan& plan, const float* gy,
+                       const float* input, const float* target, float* ginput,
+                       float* gtarget);
+
+// ---- optimizer updates (src/ops/optim.cpp), in place -------------------------
+struct SgdArgs {
+  double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false, first_step = false;
+};
+// Validates shapes (grad and momentum_buffer, when given, match param) and
+// hyper-parameters as torch.optim.SGD does; returns numel.
+int64_t sgd_plan(const Shape& param, const Shape& grad, const Shape* momentum_buffer,
+                 const SgdArgs& args);
+void sgd_update(const SgdArgs& args, int64_t n, float* param, const float* grad,
+                float* momentum_buffer);
+
+struct AdamArgs {
+  int64_t step = 1;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  bool decoupled_weight_decay = false;
+};
+int64_t adam_plan(const Shape& param, const Shape& grad, const Shape& exp_avg,
+                  const Shape& exp_avg_sq, const AdamArgs& args);
+void adam_update(const AdamArgs& args, int64_t n, float* param, const float* grad,
+                 float* exp_avg, float* exp_avg_sq);
+
 }  // namespace striate::ops

@@ -858,3 +858,213 @@ def cross_entropy_backward(grad_out, input, target, reduction="mean"):
     p = softmax(z, 1)
     p[np.arange(N), t] -= 1.0
     return w * p, None
+
+
+# ---------------------------------------------------------------------------
+# Tensor ops (add, mul, cat), dropout, mse_loss, optimizer updates
+# ---------------------------------------------------------------------------
+
+__all__ += [
+    "add", "add_backward", "mul", "mul_backward", "cat", "cat_backward",
+    "dropout_uniform", "dropout", "dropout_backward", "mse_loss", "mse_loss_backward",
+    "sgd_update", "adam_update",
+]
+
+
+def add(a, b):
+    """Elementwise sum of two arrays of the same shape (no broadcasting)::
+
+        y = a + b
+    """
+    a, b = _f64(a), _f64(b)
+    if a.shape != b.shape:
+        raise ValueError(f"add: a and b must have the same shape, got {a.shape} and {b.shape}")
+    return a + b
+
+
+def add_backward(grad_out, a, b):
+    """Gradients of ``add``: ``(grad_out, grad_out)`` (two separate copies)."""
+    g = _grad(grad_out, add(a, b).shape)
+    return g.copy(), g.copy()
+
+
+def _mul_axes(a, b):
+    """The axes along which b (a's leading dims, then ones) is broadcast."""
+    if a.ndim != b.ndim:
+        raise ValueError(f"mul: a {a.shape} and b {b.shape} must have the same rank")
+    last = max([i for i in range(b.ndim) if b.shape[i] != 1], default=-1)
+    if a.shape[:last + 1] != b.shape[:last + 1]:
+        raise ValueError(f"mul: b {b.shape} must be a's shape {a.shape} or its leading dims "
+                         "followed by ones")
+    return tuple(range(last + 1, a.ndim))
+
+
+def mul(a, b):
+    """Elementwise product; b has a's shape or a's leading dims followed by
+    ones (e.g. (N, C, 1, 1) against (N, C, H, W)), broadcast over the rest::
+
+        y[n, c, h, w] = a[n, c, h, w] * b[n, c, 0, 0]
+    """
+    a, b = _f64(a), _f64(b)
+    _mul_axes(a, b)
+    return a * b
+
+
+def mul_backward(grad_out, a, b):
+    """Gradients of ``mul``: ``(grad_out * b, sum_{broadcast axes}(grad_out * a))``,
+    the second with b's shape (summed over H, W for (N, C, 1, 1) gating)."""
+    a, b = _f64(a), _f64(b)
+    axes = _mul_axes(a, b)
+    g = _grad(grad_out, a.shape)
+    return g * b, np.sum(g * a, axis=axes, keepdims=True).reshape(b.shape)
+
+
+def cat(tensors, dim=1):
+    """Concatenation along ``dim`` (``torch.cat``): all shapes equal except along dim."""
+    arrays = [_f64(t) for t in tensors]
+    if not arrays:
+        raise ValueError("cat: tensors must be a non-empty sequence")
+    return np.concatenate(arrays, axis=dim)
+
+
+def cat_backward(grad_out, tensors, dim=1):
+    """Gradients of ``cat``: grad_out split along dim into one slice per input
+    (a tuple, in order)."""
+    arrays = [_f64(t) for t in tensors]
+    g = _grad(grad_out, cat(arrays, dim).shape)
+    bounds = np.cumsum([a.shape[dim] for a in arrays])[:-1]
+    return tuple(np.ascontiguousarray(s) for s in np.split(g, bounds, axis=dim))
+
+
+_SPLITMIX_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def dropout_uniform(seed, n):
+    """Dropout's counter-based uniforms u(seed, i) in [0, 1), i = 0 .. n-1.
+
+    u(seed, i) = (splitmix64(seed, i) >> 40) / 2^24: the top 24 bits of the
+    (i + 1)-th output of splitmix64 seeded with ``seed``, where (all uint64,
+    wrapping)::
+
+        z = seed + (i + 1) * 0x9E3779B97F4A7C15
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+        splitmix64(seed, i) = z ^ (z >> 31)
+
+    Returned as float64 (exact: multiples of 2^-24).
+    """
+    i = np.arange(1, n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + i * _SPLITMIX_GAMMA
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(40)).astype(np.float64) / 2.0**24
+
+
+def _dropout_factor(shape, p, training, seed):
+    """mask / (1 - p) over the flat C-order index (1 where not training or p == 0)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return np.ones(shape)
+    if p == 1.0:
+        return np.zeros(shape)
+    keep = dropout_uniform(seed, int(np.prod(shape))) >= p
+    return (keep / (1.0 - p)).reshape(shape)
+
+
+def dropout(x, p=0.5, training=True, seed=0):
+    """Dropout with a reproducible mask (striate's definition)::
+
+        y[i] = x[i] * mask[i] / (1 - p),   mask[i] = dropout_uniform(seed, n)[i] >= p
+
+    over the flat index i; x unchanged when not training or p == 0, x * 0
+    when p == 1 (NaN/Inf inputs give NaN there, as in torch).
+    """
+    x = _f64(x)
+    with np.errstate(invalid="ignore"):
+        return x * _dropout_factor(x.shape, p, training, seed)
+
+
+def dropout_backward(grad_out, x, p=0.5, training=True, seed=0):
+    """Gradient of ``dropout``: ``(grad_out * mask / (1 - p),)``, same mask."""
+    x = _f64(x)
+    g = _grad(grad_out, x.shape)
+    with np.errstate(invalid="ignore"):
+        return (g * _dropout_factor(x.shape, p, training, seed),)
+
+
+def _mse_setup(input, target, reduction):
+    x, t = _f64(input), _f64(target)
+    if x.shape != t.shape:
+        raise ValueError(f"mse_loss: target {t.shape} must have input's shape {x.shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return x, t
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error (``torch.nn.functional.mse_loss``, same shapes)::
+
+        l = (input - target)^2     elementwise ("none"); mean(l) ("mean"); sum(l) ("sum")
+    """
+    x, t = _mse_setup(input, target, reduction)
+    sq = (x - t) ** 2
+    if reduction == "mean":
+        return np.float64(sq.mean()) if sq.size else np.float64(np.nan)
+    if reduction == "sum":
+        return np.float64(sq.sum())
+    return sq
+
+
+def mse_loss_backward(grad_out, input, target, reduction="mean"):
+    """Gradients of ``mse_loss``: ``(g, -g)`` with
+    g = 2 * (input - target) * grad_out, / input.size for "mean"; grad_out is
+    a scalar for "mean"/"sum" and has input's shape for "none"."""
+    x, t = _mse_setup(input, target, reduction)
+    go = _grad(grad_out, x.shape if reduction == "none" else ())
+    g = 2.0 * (x - t) * go
+    if reduction == "mean" and x.size:
+        g = g / x.size
+    return g, -g
+
+
+def sgd_update(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0,
+               nesterov=False, weight_decay=0.0, first_step=False):
+    """One ``torch.optim.SGD`` step; returns new ``(param, momentum_buffer)``
+    (the buffer None when momentum == 0) and mutates nothing::
+
+        g = grad + weight_decay * param
+        buf = g if first_step else momentum * buf + (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf      (when momentum != 0)
+        param = param - lr * g
+    """
+    p, g = _f64(param), _f64(grad)
+    g = g + weight_decay * p
+    buf = None
+    if momentum != 0:
+        buf = g.copy() if first_step else momentum * _f64(momentum_buffer) + (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    return p - lr * g, buf
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, *, step, lr=1e-3, beta1=0.9, beta2=0.999,
+                eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False):
+    """One ``torch.optim.Adam`` / ``AdamW`` step (step = 1, 2, ...); returns new
+    ``(param, exp_avg, exp_avg_sq)`` and mutates nothing::
+
+        AdamW: param = param * (1 - lr * weight_decay);  Adam: g = grad + weight_decay * param
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g^2
+        param = param - lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+    """
+    p, g = _f64(param), _f64(grad)
+    if decoupled_weight_decay:
+        p = p * (1 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    m = beta1 * _f64(exp_avg) + (1 - beta1) * g
+    v = beta2 * _f64(exp_avg_sq) + (1 - beta2) * g * g
+    denom = np.sqrt(v) / np.sqrt(1 - beta2**step) + eps
+    return p - lr / (1 - beta1**step) * m / denom, m, v

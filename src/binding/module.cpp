@@ -14,6 +14,8 @@ void bind_norm(py::module_& m);
 void bind_activation(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_runtime(py::module_& m);
+void bind_tensor(py::module_& m);
+void bind_optim(py::module_& m);
 }  // namespace striate::binding
 
 PYBIND11_MODULE(_C, m) {
@@ -39,6 +41,8 @@ PYBIND11_MODULE(_C, m) {
   striate::binding::bind_activation(m);
   striate::binding::bind_linear(m);
   striate::binding::bind_runtime(m);
+  striate::binding::bind_tensor(m);
+  striate::binding::bind_optim(m);
 
   // Choose the kernels' ISA level once, at import (STRIATE_ISA may force a
   // lower one; an invalid value fails the import with a ValueError).

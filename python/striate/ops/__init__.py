@@ -22,6 +22,9 @@ from ._norm import (batch_norm, batch_norm_backward, local_response_norm,
                     local_response_norm_backward)
 from ._pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                     avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from ._optim import adam_update, sgd_update
+from ._tensor import (add, add_backward, cat, cat_backward, dropout, dropout_backward, mse_loss,
+                      mse_loss_backward, mul, mul_backward)
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_algorithm", "conv2d_algorithms",
@@ -31,4 +34,6 @@ __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "linear", "linear_backward", "matmul", "matmul_backward", "cross_entropy", "cross_entropy_backward",
+    "add", "add_backward", "mul", "mul_backward", "cat", "cat_backward",
+    "dropout", "dropout_backward", "mse_loss", "mse_loss_backward", "sgd_update", "adam_update",
 ]
