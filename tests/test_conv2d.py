@@ -108,11 +108,16 @@ def test_padding_forms_are_equivalent():
     assert ops.conv2d(x, w, padding="same").shape == (1, 3, 6, 6)
 
 
-def test_winograd_not_implemented_yet_where_it_applies():
-    x, w = np.zeros((1, 2, 6, 6), np.float32), np.zeros((3, 2, 3, 3), np.float32)
-    for alg in ("winograd", "winograd_f2", "winograd_f4"):
-        with pytest.raises(NotImplementedError, match=alg):
-            ops.conv2d(x, w, algorithm=alg)
+def test_winograd_runs_where_it_applies():
+    # Accuracy, backward, ISAs and the filter cache: tests/test_winograd.py.
+    from striate import _C
+    x, w = np.ones((1, 2, 6, 6), np.float32), np.ones((3, 2, 3, 3), np.float32)
+    for alg, tile in (("winograd", "winograd_f2"), ("winograd_f2", "winograd_f2"),
+                      ("winograd_f4", "winograd_f4")):
+        assert ops.conv2d_algorithm(x, w, algorithm=alg) == tile
+        assert_close(ops.conv2d(x, w, algorithm=alg), ref.conv2d(x, w), what=alg)
+    args = (x, w, None, (1, 1), "explicit", (1, 1), (1, 1), 1)
+    assert _C.conv2d_algorithms(*args)[-2:] == ["winograd_f2", "winograd_f4"]
 
 
 @pytest.mark.parametrize("kwargs, wshape, fragments", [

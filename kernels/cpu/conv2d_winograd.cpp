@@ -1,0 +1,139 @@
+// Winograd F(m x m, 3 x 3) convolution, m = 2 or 4: blocking plan, filter
+// transform and dispatch to the driver of the selected ISA level
+// (conv2d_winograd_driver.h). docs/winograd.md has the design and the
+// measured accuracy.
+//
+// Backward-data is the same forward kernel run on the transposed problem:
+// gx = conv(gy, w'), w'[ci][co][r][s] = w[co][ci][2-r][2-s], low padding
+// 2 - pad (negative padding crops, which the driver's bounds checks handle),
+// so every padding is covered without a fallback.
+#include <cassert>
+
+#include "conv2d_winograd.h"
+#include "striate/isa.h"
+#include "striate/kernels_cpu.h"
+
+namespace striate::cpu {
+namespace {
+
+// Floats of transformed input + GEMM output per block: ~8 MB keeps a block
+// in the 32 MB L3 next to the transformed filters of a 256-channel layer,
+// while blocks stay >= 32 tiles wide on 512-channel layers.
+constexpr int64_t kBlockBudget = int64_t{2} << 20;
+
+const WinogradImpl& impl() {
+  switch (isa_selected()) {
+#ifdef STRIATE_HAVE_X86_ISA
+    case Isa::avx512: return winograd_avx512_impl;
+    case Isa::avx2: return winograd_avx2_impl;
+#endif
+    default: return winograd_baseline_impl;
+  }
+}
+
+Conv2dParams transposed(const Conv2dParams& p) {
+  Conv2dParams t = p;
+  t.c_in = p.c_out, t.h_in = p.h_out, t.w_in = p.w_out;
+  t.c_out = p.c_in, t.h_out = p.h_in, t.w_out = p.w_in;
+  t.pad_top = 2 - p.pad_top, t.pad_left = 2 - p.pad_left;
+  t.relu = false;
+  return t;
+}
+
+WinogradPlan make_plan(const Conv2dParams& p, int m) {
+  assert(p.kh == 3 && p.kw == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
+         p.dil_w == 1 && p.groups == 1 && (m == 2 || m == 4));
+  WinogradPlan wp;
+  wp.p = p;
+  wp.m = m;
+  wp.tiles_h = (p.h_out + m - 1) / m;
+  wp.tiles_w = (p.w_out + m - 1) / m;
+  wp.tiles = p.n * wp.tiles_h * wp.tiles_w;
+  const int64_t a = m + 2, per_tile = a * a * (p.c_in + p.c_out);
+  const int64_t all = (wp.tiles + kWinoStrip - 1) / kWinoStrip * kWinoStrip;
+  int64_t block = kBlockBudget / per_tile / kWinoStrip * kWinoStrip;
+  block = block < kWinoStrip ? kWinoStrip : block;
+  wp.block = block < all ? block : all;
+  // +16: rows a multiple of 64 bytes but never of 4 KB (cache-set aliasing
+  // of the GEMM's strided B loads).
+  wp.ld = wp.block + 16;
+  wp.panels = (p.c_out + kWinoPanelRows - 1) / kWinoPanelRows;
+  return wp;
+}
+
+int64_t workspace_of(const WinogradPlan& wp) {
+  const int64_t a = wp.m + 2;
+  return a * a * (wp.p.c_in + wp.p.c_out) * wp.ld + 16;  // +16: alignment slack
+}
+
+// 1-D filter transform u = G g (alpha values from 3 taps, strides si / so),
+// in double: the fractions of F(4,3) (1/4, 1/6, 1/12, 1/24) are then
+// rounded once, when the result is stored as float.
+void filter_1d(int m, const double* g, int64_t si, double* u, int64_t so) {
+  const double g0 = g[0], g1 = g[si], g2 = g[2 * si];
+  if (m == 2) {
+    u[0] = g0;
+    u[so] = (g0 + g1 + g2) / 2;
+    u[2 * so] = (g0 - g1 + g2) / 2;
+    u[3 * so] = g2;
+  } else {
+    u[0] = g0 / 4;
+    u[so] = -(g0 + g1 + g2) / 6;
+    u[2 * so] = -(g0 - g1 + g2) / 6;
+    u[3 * so] = g0 / 24 + g1 / 12 + g2 / 6;
+    u[4 * so] = g0 / 24 - g1 / 12 + g2 / 6;
+    u[5 * so] = g2;
+  }
+}
+
+}  // namespace
+
+int64_t conv2d_winograd_filter_floats(const Conv2dParams& p, int m, bool backward_data) {
+  const WinogradPlan wp = make_plan(backward_data ? transposed(p) : p, m);
+  return (m + 2) * (m + 2) * wp.panels * kWinoPanelRows * wp.p.c_in;
+}
+
+void conv2d_winograd_filter(const Conv2dParams& p, int m, bool backward_data, const float* w,
+                            float* u) {
+  const WinogradPlan wp = make_plan(backward_data ? transposed(p) : p, m);
+  const int64_t a = m + 2, ci = wp.p.c_in, co = wp.p.c_out;
+  const int64_t rows = wp.panels * kWinoPanelRows;
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < rows; ++o) {
+    const int64_t pn = o / kWinoPanelRows, r = o % kWinoPanelRows;
+    for (int64_t i = 0; i < ci; ++i) {
+      double g[9], t[6 * 3], uu[6 * 6];
+      for (int k = 0; k < 9; ++k) {
+        if (o >= co)
+          g[k] = 0.0;  // padding rows of the last panel
+        else if (!backward_data)
+          g[k] = w[(o * ci + i) * 9 + k];
+        else  // flipped, with the channel roles swapped
+          g[k] = w[(i * co + o) * 9 + (8 - k)];
+      }
+      // Columns first (t[row point][tap column]), then rows: uu[row point][column point].
+      for (int c = 0; c < 3; ++c) filter_1d(m, g + c, 3, t + c, 3);
+      for (int k = 0; k < a; ++k) filter_1d(m, t + 3 * k, 1, uu + a * k, 1);
+      for (int xi = 0; xi < a * a; ++xi)
+        u[((xi * wp.panels + pn) * ci + i) * kWinoPanelRows + r] = static_cast<float>(uu[xi]);
+    }
+  }
+}
+
+int64_t conv2d_winograd_workspace(const Conv2dParams& p, int m, bool backward_data) {
+  return workspace_of(make_plan(backward_data ? transposed(p) : p, m));
+}
+
+void conv2d_winograd(const Conv2dParams& p, int m, const float* x, const float* u,
+                     const float* bias, float* y, float* workspace) {
+  impl().run(make_plan(p, m), x, u, bias, y, workspace);
+}
+
+void conv2d_winograd_backward_data(const Conv2dParams& p, int m, const float* gy,
+                                   const float* u, float* gx, float* workspace) {
+  impl().run(make_plan(transposed(p), m), gy, u, nullptr, gx, workspace);
+}
+
+const char* conv2d_winograd_kernel_name() { return impl().name; }
+
+}  // namespace striate::cpu

@@ -1,0 +1,339 @@
+// Winograd F(m x m, 3 x 3) driver, included by exactly one translation unit
+// per ISA level (conv2d_winograd_{baseline,avx2,avx512}.cpp), each compiled
+// with its own flags; like sgemm_driver.h it lives in an anonymous namespace
+// and uses no standard-library templates, so no AVX-512 code can be merged
+// into a baseline caller.
+//
+// Scheme (Lavin & Gray): tiles are processed in blocks of wp.block tiles
+// taken in (image, tile row, tile column) order across all images, so the
+// GEMMs stay wide on small planes. Per block, inside one parallel region:
+//   1. input transform  V[xi][ci][t] = (B^T d B)[xi], threads split ci;
+//   2. alpha^2 GEMMs    M[xi] = U[xi] (c_out x c_in) * V[xi] (c_in x block),
+//                       threads split (xi, 12-row panel of c_out);
+//   3. output transform y = A^T M A (+ bias, relu), threads split c_out.
+// Each stage writes every element from one thread and each GEMM sums c_in
+// in order, so the result is bitwise identical for any thread count.
+//
+// The transforms run on runs of up to kSegMax tiles of one tile row: the
+// vertical (row-combining) pass works on whole contiguous input rows and the
+// horizontal pass on 16 tiles as SIMD lanes (stride-m loads: permutes,
+// explicit on AVX-512 via Micro::in_horiz / out_horiz), so both vectorize
+// without gathers.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "conv2d_winograd.h"
+
+namespace striate::cpu {
+namespace {
+
+inline int64_t wmin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t wmax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Runs are at most kSegMax tiles. The horizontal passes and the output
+// transform always process whole groups of kLanes tiles (a run of 14 tiles
+// would otherwise fall entirely into a scalar epilogue): the extra lanes
+// read zeros or stale finite values and write only scratch or block
+// columns that a later run, the tail clearing or nobody reads.
+constexpr int64_t kSegMax = 64;
+constexpr int64_t kLanes = 16;
+constexpr int64_t kRowMax = kSegMax * 4 + 2;  // input row span of kSegMax F4 tiles
+alignas(64) const float kZeroRow[kRowMax] = {};
+
+inline int64_t lanes_up(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// 1-D transforms. F(2,3) uses the points {0, 1, -1, inf}, F(4,3) {0, 1,
+// -1, 2, -2, inf} (Lavin & Gray): small integers keep the input and output
+// transforms exact up to one rounding per term; the filter transform
+// carries the fractions. Every loop reads and writes through separate
+// restrict-qualified pointers at compile-time strides (a run-time stride
+// between two outputs makes GCC give up), inner loops of kLanes:
+//   in_vert:   rows r[0..A), cnt columns -> t[i * kRowMax + q]
+//   in_horiz:  vertical row s (tile j at s[j*M]) -> v[k][j], n lanes
+//   out_vert:  d[i] = GEMM rows of points (i, k) -> z[r * kSegMax + j]
+//   out_horiz: z[k * M * kSegMax + j] -> out[j * M + c], one output row
+template <int M>
+struct Wino;
+
+template <>
+struct Wino<2> {
+  static constexpr int A = 4;
+  static void in_vert(const float* const* r, float* __restrict t, int64_t cnt) {
+    in_vert4(r[0], r[1], r[2], r[3], t, cnt);
+  }
+  static void in_vert4(const float* __restrict r0, const float* __restrict r1,
+                       const float* __restrict r2, const float* __restrict r3,
+                       float* __restrict t, int64_t cnt) {
+    for (int64_t q = 0; q < cnt; ++q) {
+      const float x0 = r0[q], x1 = r1[q], x2 = r2[q], x3 = r3[q];
+      t[q] = x0 - x2;
+      t[kRowMax + q] = x1 + x2;
+      t[2 * kRowMax + q] = x2 - x1;
+      t[3 * kRowMax + q] = x1 - x3;
+    }
+  }
+  static void in_horiz(const float* __restrict s, float* const* v, int64_t n) {
+    in_horiz4(s, v[0], v[1], v[2], v[3], n);
+  }
+  static void in_horiz4(const float* __restrict s, float* __restrict v0, float* __restrict v1,
+                        float* __restrict v2, float* __restrict v3, int64_t n) {
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x0 = s[2 * j], x1 = s[2 * j + 1], x2 = s[2 * j + 2], x3 = s[2 * j + 3];
+        v0[j] = x0 - x2;
+        v1[j] = x1 + x2;
+        v2[j] = x2 - x1;
+        v3[j] = x1 - x3;
+      }
+  }
+  static void out_vert(const float* const* d, float* __restrict z, int64_t n) {
+    out_vert4(d[0], d[1], d[2], d[3], z, n);
+  }
+  static void out_vert4(const float* __restrict d0, const float* __restrict d1,
+                        const float* __restrict d2, const float* __restrict d3,
+                        float* __restrict z, int64_t n) {
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x1 = d1[j], x2 = d2[j];
+        z[j] = d0[j] + x1 + x2;
+        z[kSegMax + j] = x1 - x2 - d3[j];
+      }
+  }
+  static void out_horiz(const float* __restrict z, float* __restrict out, int64_t n) {
+    constexpr int64_t KS = kSegMax * 2;
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x1 = z[KS + j], x2 = z[2 * KS + j];
+        out[2 * j] = z[j] + x1 + x2;
+        out[2 * j + 1] = x1 - x2 - z[3 * KS + j];
+      }
+  }
+};
+
+template <>
+struct Wino<4> {
+  static constexpr int A = 6;
+  static void in_vert(const float* const* r, float* __restrict t, int64_t cnt) {
+    in_vert6(r[0], r[1], r[2], r[3], r[4], r[5], t, cnt);
+  }
+  static void in_vert6(const float* __restrict r0, const float* __restrict r1,
+                       const float* __restrict r2, const float* __restrict r3,
+                       const float* __restrict r4, const float* __restrict r5,
+                       float* __restrict t, int64_t cnt) {
+    for (int64_t q = 0; q < cnt; ++q) {
+      const float x0 = r0[q], x1 = r1[q], x2 = r2[q], x3 = r3[q], x4 = r4[q], x5 = r5[q];
+      const float s12 = x4 - 4.0f * x2, s34 = x3 - 4.0f * x1;  // shared by t1, t2
+      const float u42 = x4 - x2, u31 = 2.0f * (x3 - x1);       // shared by t3, t4
+      t[q] = 4.0f * x0 - 5.0f * x2 + x4;
+      t[kRowMax + q] = s12 + s34;
+      t[2 * kRowMax + q] = s12 - s34;
+      t[3 * kRowMax + q] = u42 + u31;
+      t[4 * kRowMax + q] = u42 - u31;
+      t[5 * kRowMax + q] = 4.0f * x1 - 5.0f * x3 + x5;
+    }
+  }
+  static void in_horiz(const float* __restrict s, float* const* v, int64_t n) {
+    in_horiz6(s, v[0], v[1], v[2], v[3], v[4], v[5], n);
+  }
+  static void in_horiz6(const float* __restrict s, float* __restrict v0, float* __restrict v1,
+                        float* __restrict v2, float* __restrict v3, float* __restrict v4,
+                        float* __restrict v5, int64_t n) {
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x0 = s[4 * j], x1 = s[4 * j + 1], x2 = s[4 * j + 2], x3 = s[4 * j + 3],
+                    x4 = s[4 * j + 4], x5 = s[4 * j + 5];
+        const float s12 = x4 - 4.0f * x2, s34 = x3 - 4.0f * x1;
+        const float u42 = x4 - x2, u31 = 2.0f * (x3 - x1);
+        v0[j] = 4.0f * x0 - 5.0f * x2 + x4;
+        v1[j] = s12 + s34;
+        v2[j] = s12 - s34;
+        v3[j] = u42 + u31;
+        v4[j] = u42 - u31;
+        v5[j] = 4.0f * x1 - 5.0f * x3 + x5;
+      }
+  }
+  static void out_vert(const float* const* d, float* __restrict z, int64_t n) {
+    out_vert6(d[0], d[1], d[2], d[3], d[4], d[5], z, n);
+  }
+  static void out_vert6(const float* __restrict d0, const float* __restrict d1,
+                        const float* __restrict d2, const float* __restrict d3,
+                        const float* __restrict d4, const float* __restrict d5,
+                        float* __restrict z, int64_t n) {
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x1 = d1[j], x2 = d2[j], x3 = d3[j], x4 = d4[j];
+        const float a = x1 + x2, b = x1 - x2, c = x3 + x4, e = x3 - x4;
+        z[j] = d0[j] + a + c;
+        z[kSegMax + j] = b + 2.0f * e;
+        z[2 * kSegMax + j] = a + 4.0f * c;
+        z[3 * kSegMax + j] = b + 8.0f * e + d5[j];
+      }
+  }
+  static void out_horiz(const float* __restrict z, float* __restrict out, int64_t n) {
+    constexpr int64_t KS = kSegMax * 4;
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x1 = z[KS + j], x2 = z[2 * KS + j], x3 = z[3 * KS + j], x4 = z[4 * KS + j];
+        const float a = x1 + x2, b = x1 - x2, c = x3 + x4, e = x3 - x4;
+        out[4 * j] = z[j] + a + c;
+        out[4 * j + 1] = b + 2.0f * e;
+        out[4 * j + 2] = a + 4.0f * c;
+        out[4 * j + 3] = b + 8.0f * e + z[5 * KS + j];
+      }
+  }
+};
+
+// The portable strided passes, for levels without their own.
+struct WinoGenericHoriz {
+  template <int M>
+  static void in_horiz(const float* s, float* const* v, int64_t n) {
+    Wino<M>::in_horiz(s, v, n);
+  }
+  template <int M>
+  static void out_horiz(const float* z, float* out, int64_t n) {
+    Wino<M>::out_horiz(z, out, n);
+  }
+};
+
+// Input transform of n (<= kSegMax) tiles (ty, tx .. tx+n-1) of one channel
+// plane xc; v + xi * xs receives transform point xi of the tiles. Writes
+// lanes_up(n) columns (see kLanes).
+template <class Micro, int M>
+void input_run(const WinogradPlan& wp, const float* xc, int64_t ty, int64_t tx, int64_t n,
+               float* v, int64_t xs) {
+  constexpr int A = Wino<M>::A;
+  const Conv2dParams& p = wp.p;
+  const int64_t n16 = lanes_up(n), need = n * M + (A - M), len = n16 * M + (A - M);
+  // Columns [lo, hi) of the run lie inside the input; the rest (padding, and
+  // the columns of the extra lanes) is zero and so is its transform.
+  const int64_t iw0 = tx * M - p.pad_left;
+  const int64_t lo = wmin(wmax(-iw0, 0), need), hi = wmax(lo, wmin(need, p.w_in - iw0));
+  alignas(64) float vert[A * kRowMax + kLanes];  // + overrun of 16-lane loads
+  const float* rp[A];
+  for (int r = 0; r < A; ++r) {
+    const int64_t ih = ty * M - p.pad_top + r;
+    rp[r] = ih < 0 || ih >= p.h_in ? kZeroRow : xc + ih * p.w_in + iw0 + lo;
+  }
+  Wino<M>::in_vert(rp, vert + lo, hi - lo);
+  for (int i = 0; i < A; ++i) {
+    float* t = vert + i * kRowMax;
+    for (int64_t q = 0; q < lo; ++q) t[q] = 0.0f;
+    for (int64_t q = hi; q < len; ++q) t[q] = 0.0f;
+  }
+  for (int i = 0; i < A; ++i) {
+    float* vi[A];
+    for (int k = 0; k < A; ++k) vi[k] = v + (i * A + k) * xs;
+    Micro::template in_horiz<M>(vert + i * kRowMax, vi, n16);
+  }
+}
+
+// Output transform of n tiles of one output channel: mo + xi * xs holds the
+// GEMM result of point xi for the tiles; writes the valid part of the tiles
+// to the plane yo with bias and relu.
+template <class Micro, int M>
+void output_run(const WinogradPlan& wp, const float* mo, int64_t xs, float bias, int64_t ty,
+                int64_t tx, int64_t n, float* yo) {
+  constexpr int A = Wino<M>::A;
+  const Conv2dParams& p = wp.p;
+  const int64_t n16 = lanes_up(n);
+  alignas(64) float z[A][M][kSegMax];  // column point k, output row r, tile j
+  alignas(64) float out[kSegMax * M];
+  for (int k = 0; k < A; ++k) {
+    const float* d[A];
+    for (int i = 0; i < A; ++i) d[i] = mo + (i * A + k) * xs;
+    Wino<M>::out_vert(d, z[k][0], n16);
+  }
+  const int64_t ow0 = tx * M, cols = wmin(n * M, p.w_out - ow0);
+  for (int r = 0; r < M; ++r) {
+    const int64_t oh = ty * M + r;
+    if (oh >= p.h_out) break;
+    Micro::template out_horiz<M>(z[0][r], out, n16);
+    float* yr = yo + oh * p.w_out + ow0;
+    if (p.relu) {
+      for (int64_t q = 0; q < cols; ++q) {
+        const float v = out[q] + bias;
+        yr[q] = v > 0.0f ? v : 0.0f;
+      }
+    } else {
+      for (int64_t q = 0; q < cols; ++q) yr[q] = out[q] + bias;
+    }
+  }
+}
+
+// Calls f(image, ty, tx, n, offset) for the runs of tiles [t0, t0 + nt):
+// each run lies in one tile row and has at most kSegMax tiles.
+template <class F>
+void for_each_run(const WinogradPlan& wp, int64_t t0, int64_t nt, F&& f) {
+  const int64_t per_image = wp.tiles_h * wp.tiles_w;
+  for (int64_t t = t0; t < t0 + nt;) {
+    const int64_t img = t / per_image, rem = t % per_image;
+    const int64_t ty = rem / wp.tiles_w, tx = rem % wp.tiles_w;
+    const int64_t n = wmin(wmin(wp.tiles_w - tx, t0 + nt - t), kSegMax);
+    f(img, ty, tx, n, t - t0);
+    t += n;
+  }
+}
+
+// Micro::strip(k, a, b, ldb, c, ldc, rows): c[r][0..kWinoStrip) =
+// sum_kk a[kk * kWinoPanelRows + r] * b[kk * ldb + 0..kWinoStrip) for the
+// first `rows` rows of one filter panel, summing kk in order.
+// Micro::in_horiz<M> / out_horiz<M>: Wino<M>'s, or an ISA-specific version
+// (same arithmetic, same results) of the two strided passes.
+template <class Micro, int M>
+void winograd_run(const WinogradPlan& wp, const float* x, const float* u, const float* bias,
+                  float* y, float* ws) {
+  constexpr int A = Wino<M>::A, XI = A * A;
+  const Conv2dParams& p = wp.p;
+  const int64_t ci = p.c_in, co = p.c_out, ld = wp.ld;
+  // Align the block buffers to a cache line (the workspace has room for it).
+  float* v = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ws) + 63) & ~uintptr_t{63});
+  float* mb = v + XI * ci * ld;
+  const int64_t blocks = (wp.tiles + wp.block - 1) / wp.block;
+  const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
+#pragma omp parallel
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t t0 = b * wp.block, nt = wmin(wp.block, wp.tiles - t0);
+    const int64_t strips = (nt + kWinoStrip - 1) / kWinoStrip, ncols = strips * kWinoStrip;
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < ci; ++c) {
+      float* vc = v + c * ld;
+      for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
+        input_run<Micro, M>(wp, x + (img * ci + c) * hw_in, ty, tx, n, vc + off, ci * ld);
+      });
+      // The GEMM reads whole strips: keep the columns past the block defined.
+      for (int xi = 0; xi < XI; ++xi)
+        for (int64_t j = nt; j < ncols; ++j) vc[xi * ci * ld + j] = 0.0f;
+    }
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t xi = 0; xi < XI; ++xi)
+      for (int64_t pn = 0; pn < wp.panels; ++pn) {
+        const float* a = u + (xi * wp.panels + pn) * ci * kWinoPanelRows;
+        const int rows = static_cast<int>(wmin(kWinoPanelRows, co - pn * kWinoPanelRows));
+        for (int64_t s = 0; s < strips; ++s)
+          Micro::strip(ci, a, v + xi * ci * ld + s * kWinoStrip, ld,
+                       mb + (xi * co + pn * kWinoPanelRows) * ld + s * kWinoStrip, ld, rows);
+      }
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < co; ++o) {
+      const float bo = bias ? bias[o] : 0.0f;
+      for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
+        output_run<Micro, M>(wp, mb + o * ld + off, co * ld, bo, ty, tx, n,
+                      y + (img * co + o) * hw_out);
+      });
+    }
+  }
+}
+
+template <class Micro>
+void winograd_entry(const WinogradPlan& wp, const float* x, const float* u, const float* bias,
+                    float* y, float* ws) {
+  if (wp.m == 2)
+    winograd_run<Micro, 2>(wp, x, u, bias, y, ws);
+  else
+    winograd_run<Micro, 4>(wp, x, u, bias, y, ws);
+}
+
+}  // namespace
+}  // namespace striate::cpu
