@@ -15,7 +15,7 @@ the target, so an interrupted save leaves the previous checkpoint intact.
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -39,7 +39,8 @@ def layer_config(layer):
 def _architecture(model):
     from .nn.graph import Model, Sequential
     if isinstance(model, Sequential):
-        return {"class": "Sequential", "layers": [layer_config(m) for m in model.layers]}
+        return {"class": "Sequential", "name": model.name,
+                "layers": [layer_config(m) for m in model.layers]}
     if isinstance(model, Model):
         return {"class": "Model", "name": model.name,
                 "inputs": [{"shape": list(n.shape), "name": n.name} for n in model._inputs],
@@ -53,7 +54,10 @@ def _build_layer(cfg):
     from .nn.layers import LAYERS
     cls = cfg["class"]
     if cls in ("Sequential", "Model"):
-        return build(cfg["config"])
+        net = build(cfg["config"])
+        # The name is the state-dict prefix of the nested network's weights.
+        object.__setattr__(net, "name", cfg.get("name"))
+        return net
     if cls not in LAYERS:
         raise ValueError(f"unknown layer class {cls!r}")
     return LAYERS[cls](**cfg["config"], name=cfg.get("name"))
@@ -63,7 +67,7 @@ def build(arch):
     """A fresh (randomly initialized) model from an architecture dict."""
     from .nn.graph import Input, Model, Sequential, call_symbolic
     if arch["class"] == "Sequential":
-        return Sequential(*[_build_layer(c) for c in arch["layers"]])
+        return Sequential(*[_build_layer(c) for c in arch["layers"]], name=arch.get("name"))
     if arch["class"] == "Model":
         nodes = [Input(tuple(i["shape"]), name=i.get("name")) for i in arch["inputs"]]
         n_in = len(nodes)
@@ -94,7 +98,10 @@ def save(model, path):
     header["striate_version"] = __version__
     blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".striate-", suffix=".tmp", dir=folder)
+    # Not mkstemp: its 0600 mode would survive the rename; O_EXCL with 0666
+    # lets the umask decide, as for any file the user writes.
+    tmp = os.path.join(folder, f".striate-{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{_HEADER: blob}, **{f"w/{k}": v for k, v in state.items()})
@@ -117,6 +124,15 @@ def save(model, path):
         pass
 
 
+def _member(z, name):
+    """An array member; NpzFile hands back raw bytes for a member that is not a
+    .npy file, which no checkpoint writes."""
+    a = z[name]
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"member {name!r} is not a .npy array")
+    return a
+
+
 def load(path):
     """The model saved at ``path`` (see :meth:`striate.nn.Sequential.save`)."""
     path = os.fspath(path)
@@ -124,25 +140,30 @@ def load(path):
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile) or _HEADER not in z.files:
                 raise ValueError("no striate header")
-            header = json.loads(z[_HEADER].tobytes().decode("utf-8"))
-            if header.get("format") != FORMAT:
-                raise ValueError(f"format is {header.get('format')!r}, not {FORMAT!r}")
+            blob = _member(z, _HEADER)
+            if blob.dtype != np.uint8 or blob.ndim != 1:
+                raise ValueError("the header is not a JSON byte string")
+            header = json.loads(blob.tobytes().decode("utf-8"))
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                got = header.get("format") if isinstance(header, dict) else None
+                raise ValueError(f"format is {got!r}, not {FORMAT!r}")
             if header.get("version") != VERSION:
                 raise ValueError(f"checkpoint version {header.get('version')} is not supported "
                                  f"(this striate reads version {VERSION})")
             state = {}
             for key, meta in header["arrays"].items():
-                a = z[f"w/{key}"]
+                a = _member(z, f"w/{key}")
                 if (str(a.dtype) != meta["dtype"] or list(a.shape) != meta["shape"]
                         or _digest(a) != meta["sha256"]):
                     raise ValueError(f"array {key!r} does not match its recorded checksum")
                 state[key] = a
             model = build(header["architecture"])
+            # Inside the try: an architecture that disagrees with the arrays is a bad file too.
+            model.load_state_dict(state)
     except FileNotFoundError:
         raise
     except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile,
-            UnicodeDecodeError) as e:
+            UnicodeDecodeError, AttributeError, IndexError) as e:  # malformed header fields
         raise ValueError(f"{path}: not a valid striate checkpoint ({type(e).__name__}: {e})") from None
-    model.load_state_dict(state)
-    model.train(header.get("training", False))
+    model.train(bool(header.get("training", False)))
     return model

@@ -6,8 +6,10 @@ FileNotFoundError and a malformed one ValueError, both naming the file.
 
 import gzip
 import io
+import math
 import os
 import pickle
+import zlib
 
 import numpy as np
 
@@ -59,7 +61,7 @@ def _open(path):
     if path.endswith(".gz"):
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise ValueError(f"{path}: corrupt gzip data ({e})") from None
     return raw
 
@@ -74,6 +76,7 @@ def _find(folder, stem):
 
 def read_idx(path):
     """An IDX file (MNIST's format, raw or .gz) as a NumPy array."""
+    path = os.fspath(path)
     raw = _open(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path}: not an IDX file (bad magic number)")
@@ -86,7 +89,7 @@ def read_idx(path):
         raise ValueError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(dtypes[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: a forged header cannot wrap
     if len(raw) != expected:
         raise ValueError(f"{path}: IDX data has {len(raw)} bytes, expected {expected} for shape "
                          f"{shape} (truncated or corrupt)")
@@ -126,6 +129,7 @@ class _ArraysOnly(pickle.Unpickler):
 
 
 def _cifar_batch(path):
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: CIFAR-10 batch not found")
     try:

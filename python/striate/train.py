@@ -75,7 +75,9 @@ def main(argv=None):
         model = load(args.resume)
     else:
         kw = {"in_channels": xtr.shape[1]} if args.model == "lenet5" else {}
-        model = models.MODELS[args.model](num_classes=int(ytr.max()) + 1, **kw)
+        # Both splits: a small training set may lack the highest class.
+        num_classes = int(max(ytr.max(), yte.max())) + 1
+        model = models.MODELS[args.model](num_classes=num_classes, **kw)
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                     weight_decay=args.weight_decay)
     sched = optim.CosineAnnealingLR(opt, T_max=max(args.epochs, 1))

@@ -62,7 +62,22 @@ def _shape_str(shape):
 
 class Network(Module):
     """What Sequential and Model share: layers by name, summary, training
-    (``fit``/``evaluate``/``predict``), checkpoints and freezing."""
+    (``fit``/``evaluate``/``predict``), checkpoints and freezing.
+
+    ``model(x)`` on arrays runs inference (``forward(x, training=False)``:
+    batch norm uses its running statistics, dropout is off, nothing is
+    updated) whatever the mode; ``model.forward(x)`` follows ``train()`` /
+    ``eval()`` (or an explicit ``training=``) and is the one to pair with
+    ``backward``. Called on Nodes, a network is a layer of a functional graph.
+    """
+
+    def __call__(self, x, *more, **kwargs):
+        from .graph import Node
+        symbolic = isinstance(x, Node) or (isinstance(x, (list, tuple)) and x
+                                           and all(isinstance(n, Node) for n in x))
+        if symbolic or more or kwargs:
+            return super().__call__(x, *more, **kwargs)
+        return self.forward(x, training=False)
 
     @property
     def layers(self):
@@ -77,6 +92,8 @@ class Network(Module):
         """Freeze every layer (requires_grad False) up to and including ``up_to``
         (a layer name), or all layers when None. Returns the frozen names."""
         names = list(self._modules)
+        if isinstance(up_to, int) and not isinstance(up_to, bool):
+            up_to = str(up_to)  # a Sequential's layers are named "0", "1", ...
         if up_to is not None and up_to not in self._modules:
             raise KeyError(f"freeze: no layer named {up_to!r}; layers: {names}")
         frozen = names if up_to is None else names[:names.index(up_to) + 1]
@@ -86,9 +103,6 @@ class Network(Module):
 
     def unfreeze(self):
         self.requires_grad = True
-
-    def __call__(self, x, *more):
-        return self.forward(x, *more)
 
     # summary ----------------------------------------------------------------
     def _summary_rows(self, input_shape):

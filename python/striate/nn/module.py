@@ -25,7 +25,10 @@ class Parameter:
     __slots__ = ("data", "grad", "requires_grad")
 
     def __init__(self, data, requires_grad=True):
-        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        # Optimizers update .data in place: a read-only view (np.frombuffer, a
+        # memory map) would fail at the first step, so copy it now.
+        self.data = data if data.flags.writeable else data.copy()
         self.grad = None
         self.requires_grad = bool(requires_grad)
 
@@ -193,12 +196,12 @@ class Module:
     def _mode(self, training):
         return self.training if training is None else bool(training)
 
-    def __call__(self, x, *more):
+    def __call__(self, x, *more, **kwargs):
         from .graph import Node, call_symbolic
         if isinstance(x, Node) or (isinstance(x, (list, tuple)) and x
                                    and all(isinstance(n, Node) for n in x)):
             return call_symbolic(self, x)
-        return self.forward(x, *more)
+        return self.forward(x, *more, **kwargs)
 
     def extra_repr(self):
         return ""

@@ -32,19 +32,36 @@ def _loss_fns(loss):
     raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
 
 
-def _check_xy(X, y, what):
-    X = np.asarray(X)
-    if X.ndim < 2:
-        raise ValueError(f"{what}: X must have a batch axis, got shape {X.shape}")
+def _check_xy(model, X, y, what, batch_size):
+    """X as a list of arrays (one per model input: a multi-input Model takes a
+    list), and y; the sample counts must agree."""
+    multi_in, multi_out = getattr(model, "_multi", (False, False))
+    if multi_out and y is not None:
+        raise ValueError(f"{what}: the model has several outputs; fit and evaluate take one loss "
+                         "on one output (use forward/backward for several)")
+    if multi_in and not isinstance(X, (list, tuple)):
+        raise ValueError(f"{what}: the model has several inputs; pass X as a list of arrays")
+    Xs = [np.asarray(x) for x in X] if multi_in else [np.asarray(X)]
+    for x in Xs:
+        if x.ndim < 2:
+            raise ValueError(f"{what}: X must have a batch axis, got shape {x.shape}")
+        if len(x) != len(Xs[0]):
+            raise ValueError(f"{what}: the inputs have {len(Xs[0])} and {len(x)} samples")
     if y is not None:
         y = np.asarray(y)
-        if len(y) != len(X):
-            raise ValueError(f"{what}: X has {len(X)} samples but y has {len(y)}")
-    return X, y
+        if len(y) != len(Xs[0]):
+            raise ValueError(f"{what}: X has {len(Xs[0])} samples but y has {len(y)}")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"{what}: batch_size must be a positive int, got {batch_size!r}")
+    if len(Xs[0]) == 0 and what != "fit":
+        raise ValueError(f"{what}: X is empty")
+    return Xs, y, multi_in
 
 
-def _batch(X, idx):
-    return np.ascontiguousarray(X[idx], dtype=np.float32)
+def _batch(Xs, idx, multi_in):
+    """The model's argument for the samples idx: an array, or a list for a multi-input Model."""
+    xb = [np.ascontiguousarray(x[idx], dtype=np.float32) for x in Xs]
+    return xb if multi_in else xb[0]
 
 
 class _Progress:
@@ -118,16 +135,16 @@ def fit(model, X, y, *, optimizer, loss="cross_entropy", epochs=1, batch_size=32
     "val_accuracy": [...], "lr": [...]} (accuracy only for cross-entropy,
     val_* only with validation_data).
     """
-    X, y = _check_xy(X, y, "fit")
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+    Xs, y, multi_in = _check_xy(model, X, y, "fit", batch_size)
+    if augment is not None and multi_in:
+        raise ValueError("fit: augment works on single-input models")
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
     loss_f, loss_b, classify = _loss_fns(loss)
     rng = np.random.default_rng(seed)
     if seed is not None:
         init.manual_seed(seed)
-    n = len(X)
+    n = len(Xs[0])
     n_batches = math.ceil(n / batch_size)
     history = {"loss": []}
     if classify:
@@ -141,7 +158,7 @@ def fit(model, X, y, *, optimizer, loss="cross_entropy", epochs=1, batch_size=32
             total, correct, seen = 0.0, 0, 0
             for b in range(n_batches):
                 idx = order[b * batch_size:(b + 1) * batch_size]
-                xb, yb = _batch(X, idx), y[idx]
+                xb, yb = _batch(Xs, idx, multi_in), y[idx]
                 if augment is not None:
                     xb = np.ascontiguousarray(augment(xb, rng), dtype=np.float32)
                 out = model.forward(xb, training=True)
@@ -180,21 +197,21 @@ def fit(model, X, y, *, optimizer, loss="cross_entropy", epochs=1, batch_size=32
 
 def evaluate(model, X, y, batch_size=256, loss="cross_entropy"):
     """Mean loss (and accuracy for cross-entropy) over (X, y), in eval mode."""
-    X, y = _check_xy(X, y, "evaluate")
+    Xs, y, multi_in = _check_xy(model, X, y, "evaluate", batch_size)
+    n = len(Xs[0])
     loss_f, _, classify = _loss_fns(loss)
     total, correct = 0.0, 0
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(X), batch_size):
-            xb, yb = _batch(X, slice(start, start + batch_size)), y[start:start + batch_size]
+        for start in range(0, n, batch_size):
+            xb, yb = _batch(Xs, slice(start, start + batch_size), multi_in), y[start:start + batch_size]
             out = model.forward(xb, training=False)
-            total += loss_f(out, yb) * len(xb)
+            total += loss_f(out, yb) * len(yb)
             if classify:
                 correct += int(np.count_nonzero(np.argmax(out, axis=1) == yb))
     finally:
         model.train(was_training)
-    n = max(len(X), 1)
     result = {"loss": total / n}
     if classify:
         result["accuracy"] = correct / n
@@ -202,15 +219,16 @@ def evaluate(model, X, y, batch_size=256, loss="cross_entropy"):
 
 
 def predict(model, X, batch_size=256):
-    """The model's outputs for X, computed in eval mode in batches."""
-    X, _ = _check_xy(X, None, "predict")
+    """The model's outputs for X (a list of arrays for several inputs), computed
+    in eval mode in batches; a list of arrays for a model with several outputs."""
+    Xs, _, multi_in = _check_xy(model, X, None, "predict", batch_size)
     was_training = model.training
     model.eval()
     try:
-        outs = [model.forward(_batch(X, slice(s, s + batch_size)), training=False)
-                for s in range(0, len(X), batch_size)]
+        outs = [model.forward(_batch(Xs, slice(s, s + batch_size), multi_in), training=False)
+                for s in range(0, len(Xs[0]), batch_size)]
     finally:
         model.train(was_training)
-    if not outs:
-        raise ValueError("predict: X is empty")
+    if getattr(model, "_multi", (False, False))[1]:
+        return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
     return np.concatenate(outs)
