@@ -81,7 +81,11 @@ def test_direct_and_im2col_agree_on_large_layer():
 def test_auto_algorithm_choice():
     from striate import _C
     x = np.zeros((1, 64, 8, 8), np.float32)
-    assert ops.conv2d_algorithm(x, np.zeros((64, 64, 3, 3), np.float32), padding=1) == "im2col"
+    simd = _C.isa_selected() != "baseline"
+    assert ops.conv2d_algorithm(x, np.zeros((64, 64, 3, 3), np.float32), padding=1) == (
+        "winograd_f2" if simd else "im2col")
+    assert ops.conv2d_algorithm(x, np.zeros((64, 64, 3, 3), np.float32), stride=2) == (
+        "im2col" if simd else "direct")
     assert ops.conv2d_algorithm(x, np.zeros((64, 1, 3, 3), np.float32), groups=64) == "direct"
     x1, w1 = np.zeros((1, 1, 32, 32), np.float32), np.zeros((6, 1, 5, 5), np.float32)
     expected = "direct" if _C.isa_selected() == "baseline" else "im2col"

@@ -33,11 +33,25 @@ std::string winograd_unsupported(const Conv2dParams& p) {
 
 constexpr bool kWinogradImplemented = true;
 
+// F(4x4) does 4x fewer multiplies than direct against 2.25x for F(2x2), but
+// its transforms cost more per tile and its error is ~20x larger (2e-5 vs
+// 1e-6 relative at C=512, docs/winograd.md); measured side by side against
+// torch on ResNet/VGG layers, F(4x4) won from 128 channels up and F(2x2) on
+// the 64-channel layers and on planes too small for 6x6 input tiles.
+Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
+  const bool wide = std::min(p.c_in, p.c_out) >= 128;
+  return wide && p.h_out >= 8 && p.w_out >= 8 ? Conv2dAlgorithm::winograd_f4
+                                                : Conv2dAlgorithm::winograd_f2;
+}
+
 Conv2dAlgorithm auto_algorithm(const Conv2dParams& p) {
   // Heuristic from the shape and the ISA level (measured on this project's
-  // 2-core AVX-512 machine, docs/benchmarks in the bench output):
-  // - with a SIMD GEMM (avx2/avx512), im2col + GEMM wins on every layer
-  //   that has a real channel reduction -- 5-25x over direct on ResNet/VGG
+  // 2-core AVX-512 machine, docs/benchmarks.md):
+  // - 3x3 stride-1 ungrouped layers with >= 16 input and output channels use
+  //   Winograd (faster than im2col on every ResNet/VGG 3x3 layer measured);
+  //   with fewer channels the transforms outweigh the saved multiplies;
+  // - with a SIMD GEMM (avx2/avx512), im2col + GEMM wins on every other
+  //   layer with a real channel reduction -- 5-25x over direct on 1x1
   //   layers, AlexNet conv1 and the 7x7 stem; only depthwise-like layers
   //   (C_in/groups * C_out/groups <= 4) stay direct, where the GEMMs would
   //   be 1-4 rows tall;
@@ -45,6 +59,9 @@ Conv2dAlgorithm auto_algorithm(const Conv2dParams& p) {
   //   im2col is used where the reduction is deep and the plane small.
   const int64_t cin_g = p.c_in / p.groups, cout_g = p.c_out / p.groups;
   if (cin_g * cout_g <= 4) return Conv2dAlgorithm::direct;
+  if (isa_selected() != Isa::baseline && winograd_unsupported(p).empty() && p.c_in >= 16 &&
+      p.c_out >= 16)
+    return pick_winograd_tile(p);
   if (isa_selected() != Isa::baseline) return Conv2dAlgorithm::im2col;
   const int64_t depth = cin_g * p.kh * p.kw;
   const int64_t plane = p.h_out * p.w_out;
@@ -62,13 +79,7 @@ Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p) 
                             "' is not implemented yet; use 'auto', 'direct' or 'im2col'");
     if (name == "winograd_f2") return Conv2dAlgorithm::winograd_f2;
     if (name == "winograd_f4") return Conv2dAlgorithm::winograd_f4;
-    // F(4x4) does 4x fewer multiplies than direct against 2.25x for F(2x2)
-    // but needs 6x6 input tiles: on small planes most of a 6x6 tile is
-    // padding, so F(2x2) is used below 8x8 outputs. (Timings on the shared
-    // 2-core machine were too noisy to move this threshold either way:
-    // docs/winograd.md.)
-    return p.h_out >= 8 && p.w_out >= 8 ? Conv2dAlgorithm::winograd_f4
-                                         : Conv2dAlgorithm::winograd_f2;
+    return pick_winograd_tile(p);
   }
   if (name == "auto") return auto_algorithm(p);
   throw_value_error(kOp, ": algorithm must be one of 'auto', 'direct', 'im2col', "
