@@ -1,8 +1,7 @@
 // Fully connected layer and cross-entropy loss.
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
+#include "eltwise_isa.h"
 #include "striate/kernels_cpu.h"
 
 namespace striate::cpu {
@@ -49,44 +48,22 @@ void linear_backward(int64_t m, int64_t in, int64_t out, const float* gy,
   }
 }
 
-namespace {
-// logsumexp of one row, in double.
-inline double row_logsumexp(const float* z, int64_t c) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t k = 0; k < c; ++k) m = (z[k] > m || std::isnan(z[k])) ? z[k] : m;
-  if (std::isnan(m) || std::isinf(m)) {
-    // NaN propagates; an infinite max makes z - max NaN/-inf, as in PyTorch.
-    double s = 0.0;
-    for (int64_t k = 0; k < c; ++k) s += std::exp(static_cast<double>(z[k]));
-    return std::log(s);
-  }
-  double s = 0.0;
-  for (int64_t k = 0; k < c; ++k) s += std::exp(static_cast<double>(z[k]) - m);
-  return m + std::log(s);
-}
-}  // namespace
-
+// Cross-entropy rows run the per-ISA kernels of eltwise_isa.h (vectorized
+// max and exp, sums in double), one thread per row.
 void cross_entropy(int64_t n, int64_t c, const float* logits,
                    const int64_t* target, float* loss) {
+  const auto fn = eltwise_impl().cross_entropy_row;
 #pragma omp parallel for schedule(static) if (n * c >= (1 << 15))
-  for (int64_t i = 0; i < n; ++i) {
-    const float* z = logits + i * c;
-    loss[i] = static_cast<float>(row_logsumexp(z, c) - z[target[i]]);
-  }
+  for (int64_t i = 0; i < n; ++i)
+    loss[i] = static_cast<float>(fn(c, logits + i * c, target[i]));
 }
 
 void cross_entropy_backward(int64_t n, int64_t c, const float* scale,
                             const float* logits, const int64_t* target,
                             float* gz) {
+  const auto fn = eltwise_impl().cross_entropy_backward_row;
 #pragma omp parallel for schedule(static) if (n * c >= (1 << 15))
-  for (int64_t i = 0; i < n; ++i) {
-    const float* z = logits + i * c;
-    float* g = gz + i * c;
-    const double lse = row_logsumexp(z, c);
-    for (int64_t k = 0; k < c; ++k)
-      g[k] = static_cast<float>(std::exp(static_cast<double>(z[k]) - lse) * scale[i]);
-    g[target[i]] -= scale[i];
-  }
+  for (int64_t i = 0; i < n; ++i) fn(c, scale[i], logits + i * c, target[i], gz + i * c);
 }
 
 }  // namespace striate::cpu

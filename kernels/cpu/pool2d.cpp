@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "conv_common.h"
+#include "eltwise_isa.h"
 #include "striate/kernels_cpu.h"
 
 namespace striate::cpu {
@@ -131,10 +132,16 @@ void max_pool2d(const Pool2dParams& p, const float* x, float* y) {
 // Recomputes each window's argmax from x with PyTorch's exact scan (row-major,
 // the first valid element as the initial candidate, then `v > max || isnan(v)`),
 // so ties go to the first occurrence and an all -inf window to its first valid
-// element; windows entirely in the padding route nothing.
+// element; windows entirely in the padding route nothing. One thread owns a
+// whole gx plane: the per-ISA plane kernel (eltwise_isa.h) scans a row of
+// windows at once with vectorized selects and scatters in output order.
+// Planes of 2^31 elements or more (int32 indices would overflow) take the
+// scalar scan below.
 void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x,
                          float* gx) {
   const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
+  const auto plane_fn = eltwise_impl().max_pool2d_backward_plane;
+  const bool small_plane = hw_in < (int64_t{1} << 31);
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < p.n; ++n)
@@ -143,6 +150,10 @@ void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x,
       const float* xp = x + plane * hw_in;
       const float* gyp = gy + plane * hw_out;
       float* gxp = gx + plane * hw_in;
+      if (small_plane) {
+        plane_fn(p, gyp, xp, gxp);
+        continue;
+      }
       std::fill(gxp, gxp + hw_in, 0.0f);
       for (int64_t oh = 0; oh < p.h_out; ++oh) {
         const int64_t hs = oh * p.stride_h - p.pad_h;

@@ -1,101 +1,50 @@
 // Softmax and log-softmax along the middle axis of x viewed as
-// (outer, dim, inner). Each (outer, inner) lane is one independent reduction
-// owned by one thread; sums of exponentials accumulate in double so long rows
-// (e.g. 1000 ImageNet classes) lose nothing to float rounding.
-#include <cmath>
-#include <limits>
-
+// (outer, dim, inner). The work is split into independent lane blocks, each
+// owned by one thread: a contiguous row when inner == 1, otherwise up to
+// kSoftmaxBlock adjacent lanes of one outer index, so the per-ISA loops
+// (eltwise_isa.h) run contiguously across inner. Sums of exponentials are in
+// double.
+#include "eltwise_isa.h"
 #include "striate/kernels_cpu.h"
 
 namespace striate::cpu {
 namespace {
 
-// Max and sum_k exp(x_k - max) of one lane.
-struct LaneStats {
-  float max;
-  double sum;
-};
-
-inline LaneStats lane_stats(const float* x, int64_t dim, int64_t stride) {
-  float m = -std::numeric_limits<float>::infinity();
-  bool nan = false;
-  for (int64_t k = 0; k < dim; ++k) {
-    const float v = x[k * stride];
-    nan |= std::isnan(v);
-    m = v > m ? v : m;
-  }
-  if (nan) m = std::numeric_limits<float>::quiet_NaN();
-  // A lane of all -inf has no finite max; exp(x - max) would be NaN, which is
-  // also what PyTorch returns, so no special case.
-  double s = 0.0;
-  for (int64_t k = 0; k < dim; ++k) s += std::exp(static_cast<double>(x[k * stride]) - m);
-  return {m, s};
-}
-
-template <class Body>
-inline void for_each_lane(const SoftmaxParams& p, Body body) {
-  const int64_t lanes = p.outer * p.inner;
-#pragma omp parallel for schedule(static) if (lanes * p.dim >= (1 << 14))
-  for (int64_t l = 0; l < lanes; ++l) {
-    const int64_t o = l / p.inner, i = l % p.inner;
-    body(o * p.dim * p.inner + i);
+void run(SoftmaxKind kind, const SoftmaxParams& p, const float* gy, const float* x,
+         float* out) {
+  const auto fn = eltwise_impl().softmax_lanes;
+  const int64_t blocks_per_outer =
+      p.inner == 1 ? 1 : (p.inner + kSoftmaxBlock - 1) / kSoftmaxBlock;
+  const int64_t tasks = p.outer * blocks_per_outer;
+#pragma omp parallel for schedule(static) if (tasks > 1 && p.outer * p.dim * p.inner >= (1 << 14))
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t o = t / blocks_per_outer, b = t % blocks_per_outer;
+    const int64_t j0 = b * kSoftmaxBlock;
+    const int64_t len = p.inner == 1 ? 1 : (p.inner - j0 < kSoftmaxBlock ? p.inner - j0 : kSoftmaxBlock);
+    const int64_t off = o * p.dim * p.inner + j0;
+    fn(kind, p.dim, p.inner, len, gy ? gy + off : nullptr, x + off, out + off);
   }
 }
 
 }  // namespace
 
 void softmax(const SoftmaxParams& p, const float* x, float* y) {
-  const int64_t s = p.inner;
-  for_each_lane(p, [&](int64_t base) {
-    const LaneStats st = lane_stats(x + base, p.dim, s);
-    const double inv = 1.0 / st.sum;
-    for (int64_t k = 0; k < p.dim; ++k)
-      y[base + k * s] = static_cast<float>(
-          std::exp(static_cast<double>(x[base + k * s]) - st.max) * inv);
-  });
+  run(SoftmaxKind::softmax, p, nullptr, x, y);
 }
 
 void log_softmax(const SoftmaxParams& p, const float* x, float* y) {
-  const int64_t s = p.inner;
-  for_each_lane(p, [&](int64_t base) {
-    const LaneStats st = lane_stats(x + base, p.dim, s);
-    const double shift = st.max + std::log(st.sum);
-    for (int64_t k = 0; k < p.dim; ++k)
-      y[base + k * s] = static_cast<float>(static_cast<double>(x[base + k * s]) - shift);
-  });
+  run(SoftmaxKind::log_softmax, p, nullptr, x, y);
 }
 
 // grad_x = y * (g - sum_k g_k y_k), with y = softmax(x) recomputed.
-void softmax_backward(const SoftmaxParams& p, const float* gy, const float* x,
-                      float* gx) {
-  const int64_t s = p.inner;
-  for_each_lane(p, [&](int64_t base) {
-    const LaneStats st = lane_stats(x + base, p.dim, s);
-    const double inv = 1.0 / st.sum;
-    double dot = 0.0;
-    for (int64_t k = 0; k < p.dim; ++k)
-      dot += gy[base + k * s] * std::exp(static_cast<double>(x[base + k * s]) - st.max) * inv;
-    for (int64_t k = 0; k < p.dim; ++k) {
-      const double y = std::exp(static_cast<double>(x[base + k * s]) - st.max) * inv;
-      gx[base + k * s] = static_cast<float>(y * (gy[base + k * s] - dot));
-    }
-  });
+void softmax_backward(const SoftmaxParams& p, const float* gy, const float* x, float* gx) {
+  run(SoftmaxKind::softmax_backward, p, gy, x, gx);
 }
 
 // grad_x = g - softmax(x) * sum_k g_k.
-void log_softmax_backward(const SoftmaxParams& p, const float* gy,
-                          const float* x, float* gx) {
-  const int64_t s = p.inner;
-  for_each_lane(p, [&](int64_t base) {
-    const LaneStats st = lane_stats(x + base, p.dim, s);
-    const double inv = 1.0 / st.sum;
-    double gsum = 0.0;
-    for (int64_t k = 0; k < p.dim; ++k) gsum += gy[base + k * s];
-    for (int64_t k = 0; k < p.dim; ++k) {
-      const double y = std::exp(static_cast<double>(x[base + k * s]) - st.max) * inv;
-      gx[base + k * s] = static_cast<float>(gy[base + k * s] - y * gsum);
-    }
-  });
+void log_softmax_backward(const SoftmaxParams& p, const float* gy, const float* x,
+                          float* gx) {
+  run(SoftmaxKind::log_softmax_backward, p, gy, x, gx);
 }
 
 }  // namespace striate::cpu
