@@ -15,6 +15,10 @@ struct Range {
 };
 inline Range valid_range(int64_t off, int64_t stride, int64_t n_in,
                          int64_t n_out) {
+  if (stride == 1) {  // no divisions: im2col calls this per row of 10 floats
+    const int64_t hi = std::max<int64_t>(0, std::min(n_out, n_in - off));
+    return {std::min(std::max<int64_t>(0, -off), hi), hi};
+  }
   int64_t lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
   int64_t hi = (n_in - 1 - off) >= 0 ? (n_in - 1 - off) / stride + 1 : 0;
   hi = std::min(hi, n_out);

@@ -1,5 +1,5 @@
-// SGEMM entry point: applies beta, sizes the packing buffers and runs the
-// implementation of the selected ISA level (see include/striate/isa.h).
+// SGEMM entry points: size the packing buffers and run the implementation of
+// the selected ISA level (see include/striate/isa.h).
 #include <algorithm>
 #include <vector>
 
@@ -7,7 +7,12 @@
 #include "striate/isa.h"
 #include "striate/kernels_cpu.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace striate::cpu {
+namespace {
 
 const SgemmImpl& sgemm_impl() {
   switch (isa_selected()) {
@@ -19,35 +24,50 @@ const SgemmImpl& sgemm_impl() {
   }
 }
 
+// No product to add (k == 0, alpha == 0 or an empty reduction): only the
+// beta scaling and the epilogue. beta == 0 overwrites, so NaNs already in C
+// do not leak in.
+void epilogue_only(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep, float* c) {
+  const int64_t items = bt.reduce ? 1 : bt.count;
+  for (int64_t it = 0; it < items; ++it)
+    for (int64_t i = 0; i < p.m; ++i) {
+      float* row = c + it * bt.stride_c + i * p.ldc;
+      const float bias = ep.row_bias ? ep.row_bias[i] : 0.0f;
+      for (int64_t j = 0; j < p.n; ++j) {
+        float v = (p.beta == 0.0f ? 0.0f : p.beta * row[j]) + bias;
+        row[j] = ep.relu ? (v > 0.0f ? v : 0.0f) : v;
+      }
+    }
+}
+
+}  // namespace
+
 const char* sgemm_kernel_name() { return sgemm_impl().name; }
 
-void sgemm(const GemmParams& p, const float* a, const float* b, float* c) {
-  if (p.m == 0 || p.n == 0) return;
-
-  // beta first: beta == 0 overwrites (so NaNs already in C do not leak in).
-  if (p.beta != 1.0f) {
-#pragma omp parallel for schedule(static) if (p.m * p.n >= (1 << 15))
-    for (int64_t i = 0; i < p.m; ++i) {
-      float* row = c + i * p.ldc;
-      if (p.beta == 0.0f)
-        std::fill(row, row + p.n, 0.0f);
-      else
-        for (int64_t j = 0; j < p.n; ++j) row[j] *= p.beta;
-    }
+void sgemm_batched(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
+                   const float* a, const float* b, float* c) {
+  if (p.m == 0 || p.n == 0 || (!bt.reduce && bt.count == 0)) return;
+  if (p.k == 0 || p.alpha == 0.0f || bt.count == 0) {
+    epilogue_only(p, bt, ep, c);
+    return;
   }
-  if (p.k == 0 || p.alpha == 0.0f) return;
-
   const SgemmImpl& impl = sgemm_impl();
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
   // Packing buffers are thread-local and kept: a training loop calls the
   // GEMM with the same shapes every step.
   static thread_local std::vector<float> apack, bpack;
-  const int64_t kc = std::min(impl.kc, p.k);
-  const size_t a_floats = static_cast<size_t>((p.m + impl.mr - 1) / impl.mr * impl.mr * kc);
-  const size_t b_floats =
-      static_cast<size_t>((std::min(impl.nc, p.n) + impl.nr - 1) / impl.nr * impl.nr * kc);
+  const size_t a_floats = static_cast<size_t>(threads * impl.mc * impl.kc);
+  const size_t b_floats = static_cast<size_t>(impl.kc * std::max(impl.nc, threads * impl.nr));
   if (apack.size() < a_floats) apack.resize(a_floats);
   if (bpack.size() < b_floats) bpack.resize(b_floats);
-  impl.run(p, a, b, c, apack.data(), bpack.data());
+  impl.run(p, bt, ep, a, b, c, apack.data(), bpack.data());
+}
+
+void sgemm(const GemmParams& p, const float* a, const float* b, float* c) {
+  sgemm_batched(p, GemmBatch{}, GemmEpilogue{}, a, b, c);
 }
 
 }  // namespace striate::cpu

@@ -8,15 +8,19 @@
 namespace striate::cpu {
 namespace {
 
+// Blocking for a 1 MB L2 per core: KC = 768 (measured +15% over 256 on
+// 2000^3, one thread: every slab re-reads and re-writes the C tile, so a
+// deeper slab means fewer passes over C), an MC x KC A block of 504 KB, and
+// a 96 KB B tile that streams from L2 with the A tile.
 struct MicroAvx512 {
-  static constexpr int MR = 12, NR = 32, KC = 256, NC = 1024;
+  static constexpr int MR = 12, NR = 32, KC = 768, MC = 168, NC = 1024;
   static void run(int64_t kc, const float* __restrict a, const float* __restrict b,
-                  float* __restrict out) {
+                  int64_t ldb, float* __restrict out) {
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 12
     for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; ++k) {
-      const __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
+      const __m512 b0 = _mm512_loadu_ps(b + k * ldb), b1 = _mm512_loadu_ps(b + k * ldb + 16);
 #pragma GCC unroll 12
       for (int r = 0; r < MR; ++r) {
         const __m512 av = _mm512_set1_ps(a[k * MR + r]);
@@ -34,7 +38,8 @@ struct MicroAvx512 {
 
 }  // namespace
 
-const SgemmImpl sgemm_avx512_impl = {"sgemm_12x32_avx512", MicroAvx512::MR, MicroAvx512::NR,
-                                     MicroAvx512::KC, MicroAvx512::NC, gemm_entry<MicroAvx512>};
+using M512 = MicroAvx512;
+const SgemmImpl sgemm_avx512_impl = {"sgemm_12x32_avx512", M512::MR, M512::NR, M512::KC,
+                                     M512::MC, M512::NC, gemm_entry<M512>};
 
 }  // namespace striate::cpu

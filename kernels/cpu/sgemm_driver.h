@@ -5,112 +5,345 @@
 // AVX-512 unit must never be merged by the linker into code that runs on an
 // older CPU.
 //
-// Structure (Goto/BLIS): for each KC-deep slab, op(A) is packed into MR-row
-// tiles and op(B), NC columns at a time, into NR-column tiles, both k-major so
-// the microkernel streams them linearly. Threads split the (column tile, row
-// tile) grid of C, never K, so every element of C is summed in the same order
-// for any thread count. Column tiles are the outer index: consecutive tasks
-// of one thread reuse the same B tile (KC x NR, in L1) across row tiles.
+// Structure (Goto/BLIS, gemm_driver): for each NC-wide column block and
+// KC-deep slab, op(B) is packed once into NR-column k-major tiles (shared);
+// then each thread packs an MC-row block of op(A) into its own buffer (sized
+// for its L2) and runs the MR x NR microkernel over the block, one B tile at
+// a time. When op(A) has at most MC rows (a convolution's C_out), the
+// threads instead split the column tiles and read B in place where they can
+// (gemm_small_m). Threads split tiles of C, never the depth, and every
+// element of C is summed slab by slab (fixed KC boundaries) in the same
+// order for any thread count: bitwise identical results.
+//
+// Batches (GemmBatch) are "global" index spaces: without reduce, the
+// columns of all items side by side; with reduce, the depths end to end.
+// Packing and write-back cut their ranges into per-item segments.
 #pragma once
 
 #include <cstdint>
 
 #include "sgemm_isa.h"
 
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace striate::cpu {
 namespace {
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t gcd(int64_t a, int64_t b) {
+  while (b) {
+    const int64_t t = a % b;
+    a = b, b = t;
+  }
+  return a;
+}
 
-// Rows [0, m) x depth [k0, k0 + kc) of op(A) as ceil(m/MR) k-major tiles
-// (tile[k * MR + r]); rows past m are zero.
+// f(item, index, len, offset) for each piece of the global range
+// [g, g + len) cut at multiples of size: index = (g + offset) % size.
+template <class F>
+inline void for_segments(int64_t g, int64_t len, int64_t size, F&& f) {
+  for (int64_t off = 0; off < len;) {
+    const int64_t item = (g + off) / size, j = (g + off) % size;
+    const int64_t l = imin(size - j, len - off);
+    f(item, j, l, off);
+    off += l;
+  }
+}
+
+// Rows [i0, i0 + rows) x global depth [k0, k0 + kc) of op(A) as k-major
+// MR-row tiles (tile[k * MR + r]); rows past the block are zero.
 template <int MR>
-void pack_a(const GemmParams& p, const float* a, int64_t k0, int64_t kc, float* dst) {
-  const int64_t tiles = (p.m + MR - 1) / MR;
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < tiles; ++t) {
-    float* d = dst + t * MR * kc;
-    const int64_t rows = imin(MR, p.m - t * MR);
-    if (!p.trans_a) {
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* src = a + (t * MR + r) * p.lda + k0;
-        for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = src[k];
-      }
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = a + (k0 + k) * p.lda + t * MR;
-        for (int64_t r = 0; r < rows; ++r) d[k * MR + r] = src[r];
+void pack_a(const GemmParams& p, const GemmBatch& bt, const float* a, int64_t i0,
+            int64_t rows, int64_t k0, int64_t kc, float* dst) {
+  const int64_t tiles = ceil_div(rows, MR);
+  for_segments(k0, kc, p.k, [&](int64_t item, int64_t kd, int64_t len, int64_t koff) {
+    const float* ai = a + item * bt.stride_a;
+    for (int64_t t = 0; t < tiles; ++t) {
+      float* d = dst + t * MR * kc + koff * MR;
+      const int64_t r0 = i0 + t * MR, nr = imin(MR, i0 + rows - r0);
+      if (p.trans_a) {
+        for (int64_t k = 0; k < len; ++k) {
+          const float* s = ai + (kd + k) * p.lda + r0;
+          for (int64_t r = 0; r < nr; ++r) d[k * MR + r] = s[r];
+          for (int64_t r = nr; r < MR; ++r) d[k * MR + r] = 0.0f;
+        }
+      } else if (nr == MR) {
+        // MR row streams read in step, so the writes are contiguous.
+        const float* s[MR];
+        for (int r = 0; r < MR; ++r) s[r] = ai + (r0 + r) * p.lda + kd;
+        for (int64_t k = 0; k < len; ++k)
+          for (int r = 0; r < MR; ++r) d[k * MR + r] = s[r][k];
+      } else {
+        for (int64_t r = 0; r < MR; ++r) {
+          const float* s = ai + (r0 + r) * p.lda + kd;
+          for (int64_t k = 0; k < len; ++k) d[k * MR + r] = r < nr ? s[k] : 0.0f;
+        }
       }
     }
-    for (int64_t r = rows; r < MR; ++r)
-      for (int64_t k = 0; k < kc; ++k) d[k * MR + r] = 0.0f;
-  }
+  });
 }
 
-// Depth [k0, k0 + kc) x columns [j0, j0 + nc) of op(B) as ceil(nc/NR)
-// k-major tiles (tile[k * NR + c]); columns past nc are zero.
+#ifdef __AVX512F__
+// GCC 12 flags its own unpack/shuffle intrinsics (_mm512_undefined_ps
+// inside, GCC PR 105593); the warning is spurious.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// d[k * ld + i] = s[i][k0 + k] for i, k < 16: a 16x16 transpose in
+// registers (pairs, then quads within 128-bit lanes, then lanes), instead
+// of 256 scalar stores one cache line apart.
+inline void transpose16(const float* const* s, int64_t k0, float* d, int64_t ld) {
+  __m512 r[16], u[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s[i] + k0);
+  for (int i = 0; i < 16; i += 2) {
+    u[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    u[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4g + q], lane L: rows 4g..4g+3 at k = 4L + q.
+  for (int g = 0; g < 16; g += 4) {
+    r[g] = _mm512_shuffle_ps(u[g], u[g + 2], 0x44);
+    r[g + 1] = _mm512_shuffle_ps(u[g], u[g + 2], 0xEE);
+    r[g + 2] = _mm512_shuffle_ps(u[g + 1], u[g + 3], 0x44);
+    r[g + 3] = _mm512_shuffle_ps(u[g + 1], u[g + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {
+    __m512 v = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x44);
+    __m512 w = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x44);
+    _mm512_storeu_ps(d + q * ld, _mm512_shuffle_f32x4(v, w, 0x88));
+    _mm512_storeu_ps(d + (4 + q) * ld, _mm512_shuffle_f32x4(v, w, 0xDD));
+    v = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xEE);
+    w = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xEE);
+    _mm512_storeu_ps(d + (8 + q) * ld, _mm512_shuffle_f32x4(v, w, 0x88));
+    _mm512_storeu_ps(d + (12 + q) * ld, _mm512_shuffle_f32x4(v, w, 0xDD));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+// Global depth [k0, k0 + kc) x global columns [g, g + cols) of op(B), with
+// op(B) = B^T, as one k-major NR-column tile (tile[k * NR + c]): each of its
+// columns is a contiguous source row. Columns past cols are zero.
 template <int NR>
-void pack_b(const GemmParams& p, const float* b, int64_t k0, int64_t kc, int64_t j0,
-            int64_t nc, float* dst) {
-  const int64_t tiles = (nc + NR - 1) / NR;
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < tiles; ++t) {
-    float* d = dst + t * NR * kc;
-    const int64_t cols = imin(NR, nc - t * NR);
-    const int64_t jt = j0 + t * NR;
-    if (!p.trans_b) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = b + (k0 + k) * p.ldb + jt;
-        float* dk = d + k * NR;
-        for (int64_t c = 0; c < cols; ++c) dk[c] = src[c];
-        for (int64_t c = cols; c < NR; ++c) dk[c] = 0.0f;
+void pack_bt_tile(const GemmParams& p, const GemmBatch& bt, const float* b, int64_t k0,
+                  int64_t kc, int64_t g, int64_t cols, float* d) {
+  for_segments(k0, kc, p.k, [&](int64_t kitem, int64_t kd, int64_t klen, int64_t koff) {
+    for_segments(g, cols, p.n, [&](int64_t citem, int64_t j, int64_t clen, int64_t coff) {
+      const float* bi = b + (bt.reduce ? kitem : citem) * bt.stride_b;
+      float* dd = d + koff * NR + coff;
+      int64_t c = 0;
+#ifdef __AVX512F__
+      for (; c + 16 <= clen; c += 16) {
+        const float* rows[16];
+        for (int i = 0; i < 16; ++i) rows[i] = bi + (j + c + i) * p.ldb + kd;
+        int64_t k = 0;
+        for (; k + 16 <= klen; k += 16) transpose16(rows, k, dd + k * NR + c, NR);
+        for (; k < klen; ++k)
+          for (int i = 0; i < 16; ++i) dd[k * NR + c + i] = rows[i][k];
       }
-    } else {
-      for (int64_t c = 0; c < cols; ++c) {
-        const float* src = b + (jt + c) * p.ldb + k0;
-        for (int64_t k = 0; k < kc; ++k) d[k * NR + c] = src[k];
+#endif
+      for (; c < clen; ++c) {
+        const float* s = bi + (j + c) * p.ldb + kd;
+        for (int64_t k = 0; k < klen; ++k) dd[k * NR + c] = s[k];
       }
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t c = cols; c < NR; ++c) d[k * NR + c] = 0.0f;
-    }
-  }
+    });
+  });
+  if (cols < NR)
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t c = cols; c < NR; ++c) d[k * NR + c] = 0.0f;
 }
 
-// Micro::run(kc, a_tile, b_tile, out) writes the MR x NR product of one A
-// tile and one B tile to out (row-major, NR per row).
+// Row k0 + k of op(B) = B over global columns [g, g + ncb) into the NR-wide
+// tiles of a panel (tile t at d + t * NR * kc). Row by row, so the source
+// is read contiguously (a tile at a time would touch kc rows, and as many
+// pages, per 32 floats); columns past ncb in the last tile are zero.
+template <int NR>
+void pack_b_row(const GemmParams& p, const GemmBatch& bt, const float* b, int64_t k0,
+                int64_t kc, int64_t k, int64_t g, int64_t ncb, float* d) {
+  const int64_t kitem = (k0 + k) / p.k, kd = (k0 + k) % p.k;
+  // Walk the items' segments incrementally: with 7x7 planes a row holds
+  // many short segments, and a division per segment showed in profiles.
+  int64_t item = bt.reduce ? kitem : g / p.n, j = bt.reduce ? g : g % p.n;
+  for (int64_t col = 0; col < ncb;) {
+    const int64_t len = imin(p.n - j, ncb - col);
+    const float* s = b + item * bt.stride_b + kd * p.ldb + j;
+    for (int64_t q = 0; q < len;) {
+      const int64_t t = (col + q) / NR, w = (col + q) % NR, l = imin(NR - w, len - q);
+      float* dd = d + t * NR * kc + k * NR + w;
+      for (int64_t e = 0; e < l; ++e) dd[e] = s[q + e];
+      q += l;
+    }
+    col += len, j = 0, ++item;
+  }
+  const int64_t tail = ncb % NR;
+  if (tail)
+    for (int64_t c = tail; c < NR; ++c) d[(ncb / NR) * NR * kc + k * NR + c] = 0.0f;
+}
+
+// Adds one slab's MR x NR product (acc, NR floats per row) to C rows
+// [i0, i0 + mr) and global columns [g, g + nr); the first slab also applies
+// beta and the row bias, the last one the ReLU.
+template <int NR>
+void write_tile(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep, float* c,
+                const float* acc, int64_t i0, int64_t mr, int64_t g, int64_t nr, bool first,
+                bool last) {
+  const float alpha = p.alpha, beta = p.beta;
+  const bool relu = last && ep.relu;
+  for_segments(g, nr, p.n, [&](int64_t item, int64_t j, int64_t len, int64_t off) {
+    float* ci = c + item * bt.stride_c;
+    for (int64_t r = 0; r < mr; ++r) {
+      float* crow = ci + (i0 + r) * p.ldc + j;
+      const float* arow = acc + r * NR + off;
+      if (first) {
+        const float bias = ep.row_bias ? ep.row_bias[i0 + r] : 0.0f;
+        // beta == 0 overwrites, so NaNs already in C do not leak in.
+        if (beta == 0.0f)
+          for (int64_t q = 0; q < len; ++q) crow[q] = bias + alpha * arow[q];
+        else
+          for (int64_t q = 0; q < len; ++q) crow[q] = (beta * crow[q] + bias) + alpha * arow[q];
+      } else {
+        for (int64_t q = 0; q < len; ++q) crow[q] += alpha * arow[q];
+      }
+      if (relu)
+        for (int64_t q = 0; q < len; ++q) crow[q] = crow[q] > 0.0f ? crow[q] : 0.0f;
+    }
+  });
+}
+
+// Micro::run(kc, a_tile, b_tile, ldb, out) writes the MR x NR product of
+// one packed A tile and one B tile (rows ldb apart: NR when packed) to out
+// (row-major, NR per row).
 template <class Micro>
-void gemm_driver(const GemmParams& p, const float* a, const float* b, float* c,
-                 float* apack, float* bpack) {
+void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
+                 const float* a, const float* b, float* c, float* apack, float* bpack) {
   constexpr int MR = Micro::MR, NR = Micro::NR;
-  const int64_t m_tiles = (p.m + MR - 1) / MR;
-  for (int64_t k0 = 0; k0 < p.k; k0 += Micro::KC) {
-    const int64_t kc = imin(Micro::KC, p.k - k0);
-    pack_a<MR>(p, a, k0, kc, apack);
-    for (int64_t j0 = 0; j0 < p.n; j0 += Micro::NC) {
-      const int64_t nc = imin(Micro::NC, p.n - j0);
-      pack_b<NR>(p, b, k0, kc, j0, nc, bpack);
-      const int64_t n_tiles = (nc + NR - 1) / NR;
-#pragma omp parallel for collapse(2) schedule(static)
-      for (int64_t tj = 0; tj < n_tiles; ++tj)
-        for (int64_t ti = 0; ti < m_tiles; ++ti) {
-          alignas(64) float acc[MR * NR];
-          Micro::run(kc, apack + ti * MR * kc, bpack + tj * NR * kc, acc);
-          const int64_t i0 = ti * MR, jj = j0 + tj * NR;
-          const int64_t mr = imin(MR, p.m - i0), nr = imin(NR, p.n - jj);
-          for (int64_t r = 0; r < mr; ++r) {
-            float* crow = c + (i0 + r) * p.ldc + jj;
-            const float* arow = acc + r * NR;
-            for (int64_t q = 0; q < nr; ++q) crow[q] += p.alpha * arow[q];
+  constexpr int64_t KC = Micro::KC, NC = Micro::NC, MC = Micro::MC;
+  static_assert(MC % MR == 0 && NC % NR == 0, "blocks must hold whole tiles");
+  const int64_t cols_total = bt.reduce ? p.n : bt.count * p.n;
+  const int64_t depth_total = bt.reduce ? bt.count * p.k : p.k;
+  // Row blocks of at most MC rows, as even as whole tiles allow, so that
+  // threads get similar work.
+  const int64_t m_tiles = ceil_div(p.m, MR);
+  const int64_t n_ic = ceil_div(m_tiles, MC / MR);
+  const int64_t block_tiles = ceil_div(m_tiles, n_ic);
+
+#pragma omp parallel
+  {
+    int tid = 0, nt = 1;
+#ifdef _OPENMP
+    tid = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+    float* my_apack = apack + tid * MC * KC;
+    for (int64_t jc = 0; jc < cols_total; jc += NC) {
+      const int64_t ncb = imin(NC, cols_total - jc);
+      const int64_t nj = ceil_div(ncb, NR);
+      // Column chunks per row block: enough tasks for every thread, and a
+      // multiple of the thread count when the row blocks alone are not.
+      const int64_t jsplit = imin(nj, nt / gcd(n_ic, nt));
+      const int64_t tasks = n_ic * jsplit;
+      for (int64_t pc = 0; pc < depth_total; pc += KC) {
+        const int64_t kc = imin(KC, depth_total - pc);
+        const bool first = pc == 0, last = pc + kc == depth_total;
+        if (p.trans_b) {
+#pragma omp for schedule(static)
+          for (int64_t tj = 0; tj < nj; ++tj)
+            pack_bt_tile<NR>(p, bt, b, pc, kc, jc + tj * NR, imin(NR, ncb - tj * NR),
+                             bpack + tj * NR * kc);
+        } else {
+#pragma omp for schedule(static)
+          for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, jc, ncb, bpack);
+        }
+        int64_t packed = -1;
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < tasks; ++task) {
+          const int64_t ic = task / jsplit, chunk = task % jsplit;
+          const int64_t t0 = ic * block_tiles, t1 = imin(m_tiles, t0 + block_tiles);
+          const int64_t i0 = t0 * MR, rows = imin(p.m, t1 * MR) - i0;
+          if (ic != packed) {
+            pack_a<MR>(p, bt, a, i0, rows, pc, kc, my_apack);
+            packed = ic;
+          }
+          const int64_t j0 = chunk * nj / jsplit, j1 = (chunk + 1) * nj / jsplit;
+          for (int64_t tj = j0; tj < j1; ++tj) {
+            const int64_t g = jc + tj * NR, nr = imin(NR, cols_total - g);
+            for (int64_t ti = t0; ti < t1; ++ti) {
+              alignas(64) float acc[MR * NR];
+              Micro::run(kc, my_apack + (ti - t0) * MR * kc, bpack + tj * NR * kc, NR, acc);
+              write_tile<NR>(p, bt, ep, c, acc, ti * MR, imin(MR, p.m - ti * MR), g, nr, first,
+                             last);
+            }
           }
         }
+      }
+    }
+  }
+}
+
+// M <= MC: all of op(A)'s rows are one block, so a shared packed B panel
+// would be written and read back for only 2*M flops per element. Instead
+// each thread takes an even share of the column tiles and runs each B tile
+// against the whole column of row tiles, reading the tile straight from B
+// (row stride ldb) when it is a plain row-major block of one item -- the
+// common case of a convolution's forward and backward-data GEMMs, which
+// then copy nothing but the small A -- and packing it privately otherwise.
+template <class Micro>
+void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
+                  const float* a, const float* b, float* c, float* apack, float* bpack) {
+  constexpr int MR = Micro::MR, NR = Micro::NR;
+  constexpr int64_t KC = Micro::KC, MC = Micro::MC;
+  const int64_t cols_total = bt.reduce ? p.n : bt.count * p.n;
+  const int64_t depth_total = bt.reduce ? bt.count * p.k : p.k;
+  const int64_t m_tiles = ceil_div(p.m, MR), n_tiles = ceil_div(cols_total, NR);
+
+#pragma omp parallel
+  {
+    int tid = 0, nt = 1;
+#ifdef _OPENMP
+    tid = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+    float* my_apack = apack + tid * MC * KC;
+    float* my_bpack = bpack + tid * NR * KC;
+    const int64_t tj0 = tid * n_tiles / nt, tj1 = (tid + 1) * n_tiles / nt;
+    for (int64_t pc = 0; pc < depth_total; pc += KC) {
+      const int64_t kc = imin(KC, depth_total - pc);
+      if (tj0 < tj1) pack_a<MR>(p, bt, a, 0, p.m, pc, kc, my_apack);
+      for (int64_t tj = tj0; tj < tj1; ++tj) {
+        const int64_t g = tj * NR, nr = imin(NR, cols_total - g);
+        const int64_t item = g / p.n, j = g % p.n;
+        const float* bt_ptr = my_bpack;
+        int64_t ldb = NR;
+        // Items side by side in each row (stride_b == n) are one matrix.
+        if (!p.trans_b && !bt.reduce && nr == NR && (j + NR <= p.n || bt.stride_b == p.n)) {
+          bt_ptr = b + item * bt.stride_b + pc * p.ldb + j;
+          ldb = p.ldb;
+        } else if (p.trans_b) {
+          pack_bt_tile<NR>(p, bt, b, pc, kc, g, nr, my_bpack);
+        } else {
+          for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, g, nr, my_bpack);
+        }
+        for (int64_t ti = 0; ti < m_tiles; ++ti) {
+          alignas(64) float acc[MR * NR];
+          Micro::run(kc, my_apack + ti * MR * kc, bt_ptr, ldb, acc);
+          write_tile<NR>(p, bt, ep, c, acc, ti * MR, imin(MR, p.m - ti * MR), g, nr, pc == 0,
+                         pc + kc == depth_total);
+        }
+      }
     }
   }
 }
 
 template <class Micro>
-void gemm_entry(const GemmParams& p, const float* a, const float* b, float* c, float* apack,
-                float* bpack) {
-  gemm_driver<Micro>(p, a, b, c, apack, bpack);
+void gemm_entry(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
+                const float* a, const float* b, float* c, float* apack, float* bpack) {
+  if (p.m <= Micro::MC)
+    gemm_small_m<Micro>(p, bt, ep, a, b, c, apack, bpack);
+  else
+    gemm_driver<Micro>(p, bt, ep, a, b, c, apack, bpack);
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
 // One SGEMM implementation per ISA level; sgemm.cpp picks one at run time.
+// Also the batched entry point the convolution kernels use (private to
+// kernels/cpu).
 #pragma once
 
 #include <cstdint>
@@ -7,13 +9,39 @@
 
 namespace striate::cpu {
 
-// C += alpha * op(A) op(B) (beta is applied by the caller). apack / bpack
-// are caller-owned packing buffers of apack_floats / bpack_floats floats.
+// A batch of GEMMs sharing one GemmParams (shape, transposes, leading
+// dimensions, alpha, beta). Item i reads A + i*stride_a, B + i*stride_b and
+// writes C + i*stride_c.
+// - reduce == false: C_i = op(A) op(B_i) with one shared A (stride_a == 0).
+//   The items' columns are laid side by side into one wide GEMM, so A is
+//   packed once for all of them (a convolution's images: one GEMM per image
+//   would repack the weights per image, and a 7x7 plane is a 49-column GEMM).
+// - reduce == true: one C = sum_i op(A_i) op(B_i), the items' depths laid
+//   end to end in item order (backward-weights summed over images).
+struct GemmBatch {
+  int64_t count = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  bool reduce = false;
+};
+
+// Fused epilogue: C = relu(beta*C + row_bias[i] + alpha*op(A)op(B)), the
+// bias (may be null) added on the first depth slab and the ReLU applied on
+// the last, while each tile is in cache.
+struct GemmEpilogue {
+  const float* row_bias = nullptr;
+  bool relu = false;
+};
+
+void sgemm_batched(const GemmParams& p, const GemmBatch& batch, const GemmEpilogue& ep,
+                   const float* a, const float* b, float* c);
+
 struct SgemmImpl {
   const char* name;  // e.g. "sgemm_12x32_avx512"
-  int64_t mr, nr, kc, nc;
-  void (*run)(const GemmParams& p, const float* a, const float* b, float* c, float* apack,
-              float* bpack);
+  int64_t mr, nr, kc, mc, nc;
+  // apack: mc*kc floats per thread; bpack: kc*nc floats (shared) or kc*nr
+  // per thread (M <= mc), whichever is larger.
+  void (*run)(const GemmParams& p, const GemmBatch& batch, const GemmEpilogue& ep,
+              const float* a, const float* b, float* c, float* apack, float* bpack);
 };
 
 extern const SgemmImpl sgemm_baseline_impl;
