@@ -48,9 +48,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
         groups: input and output channels are split into this many groups
             (``groups == C_in`` is a depthwise convolution).
         algorithm: ``"auto"`` (heuristic: direct for depthwise-like layers,
-            C_in/groups * C_out/groups <= 4, else im2col with the AVX2/AVX-512
-            GEMM; on the portable baseline ISA im2col only when
-            C_in/groups*KH*KW >= 64 and H_out*W_out < 784;
+            C_in/groups * C_out/groups <= 4; with the AVX2/AVX-512 kernels,
+            Winograd for 3x3 stride-1 undilated ungrouped layers with
+            C_in, C_out >= 16 (the tile as ``"winograd"`` picks it), else
+            im2col; on the portable baseline ISA im2col only when
+            C_in/groups*KH*KW >= 64 and H_out*W_out < 784, else direct;
             :func:`conv2d_algorithm` tells which), ``"direct"``, ``"im2col"``,
             ``"winograd_f2"`` / ``"winograd_f4"`` (Winograd F(2x2,3x3) /
             F(4x4,3x3): 3x3 kernels, stride 1, dilation 1, groups 1, any
@@ -58,7 +60,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             (F2) to ~2e-5 (F4, C=512) of the largest output, see
             docs/winograd.md; transformed filters are cached while the
             weights are unchanged) and ``"winograd"`` (picks the tile:
-            F4 unless the output is smaller than 8x8). ValueError where
+            F4 when C_in and C_out >= 128 and the output is at least 8x8,
+            else F2). ValueError where
             Winograd cannot apply. The backward of a Winograd call computes
             grad_x by Winograd too, grad_weight by im2col.
 
