@@ -34,14 +34,16 @@ std::string winograd_unsupported(const Conv2dParams& p) {
 constexpr bool kWinogradImplemented = true;
 
 // F(4x4) does 4x fewer multiplies than direct against 2.25x for F(2x2), but
-// its transforms cost more per tile and its error is ~20x larger (2e-5 vs
-// 1e-6 relative at C=512, docs/winograd.md); measured side by side against
-// torch on ResNet/VGG layers, F(4x4) won from 128 channels up and F(2x2) on
-// the 64-channel layers and on planes too small for 6x6 input tiles.
+// its transforms cost more per tile, its error is ~20x larger (1e-5 vs 5e-7
+// relative at C=512, docs/winograd.md), and a group of SIMD lanes never
+// spans two tile rows, so a narrow plane leaves lanes idle (a 14-wide
+// output is 4 F4 tiles per row). Measured side by side against torch on a
+// quiet machine (docs/benchmarks.md): F(4x4) wins by 1.3-1.6x from 28x28
+// outputs up on every channel count; on 13x13 and 14x14 planes F(2x2) is
+// as fast or faster (1.1-1.2x).
 Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
-  const bool wide = std::min(p.c_in, p.c_out) >= 128;
-  return wide && p.h_out >= 8 && p.w_out >= 8 ? Conv2dAlgorithm::winograd_f4
-                                                : Conv2dAlgorithm::winograd_f2;
+  return p.h_out >= 28 && p.w_out >= 28 ? Conv2dAlgorithm::winograd_f4
+                                        : Conv2dAlgorithm::winograd_f2;
 }
 
 Conv2dAlgorithm auto_algorithm(const Conv2dParams& p) {
