@@ -127,7 +127,8 @@ def test_error_bound_at_large_channel_counts(c, dist):
 
 
 def test_tile_choice():
-    # F(4x4) on outputs of at least 28x28, else F(2x2) (src/ops/conv2d.cpp
+    # F(4x4) on outputs of at least 56x56, or 28x28 with < 512 input channels,
+    # else F(2x2) (src/ops/conv2d.cpp
     # pick_winograd_tile); "auto" uses Winograd for 3x3 stride-1 ungrouped
     # layers with >= 16 input and output channels on a SIMD ISA level.
     def pick(c_in, c_out, h, wd, algorithm="winograd"):
@@ -138,6 +139,9 @@ def test_tile_choice():
     assert pick(128, 256, 27, 64) == "winograd_f2"
     assert pick(256, 128, 64, 27) == "winograd_f2"
     assert pick(512, 512, 14, 14) == "winograd_f2"
+    assert pick(512, 512, 28, 28) == "winograd_f2"
+    assert pick(512, 512, 56, 56) == "winograd_f4"
+    assert pick(256, 512, 28, 28) == "winograd_f4"
     if striate.build_info()["isa_selected"] != "baseline":
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
         assert pick(256, 256, 14, 14, "auto") == "winograd_f2"

@@ -38,12 +38,14 @@ constexpr bool kWinogradImplemented = true;
 // relative at C=512, docs/winograd.md), and a group of SIMD lanes never
 // spans two tile rows, so a narrow plane leaves lanes idle (a 14-wide
 // output is 4 F4 tiles per row). Measured side by side against torch on a
-// quiet machine (docs/benchmarks.md): F(4x4) wins by 1.3-1.6x from 28x28
-// outputs up on every channel count; on 13x13 and 14x14 planes F(2x2) is
-// as fast or faster (1.1-1.2x).
+// quiet machine (docs/benchmarks.md): F(4x4) wins by 1.3-1.6x from 56x56
+// outputs up, and at 28x28 up to 256 input channels; at 28x28 with 512
+// input channels F(2x2) won (1.39-1.48x vs 1.24-1.26x torch), and on 13x13
+// and 14x14 planes F(2x2) is as fast or faster (1.1-1.2x).
 Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
-  return p.h_out >= 28 && p.w_out >= 28 ? Conv2dAlgorithm::winograd_f4
-                                        : Conv2dAlgorithm::winograd_f2;
+  const int64_t side = std::min(p.h_out, p.w_out);
+  const bool f4 = side >= 56 || (side >= 28 && p.c_in < 512);
+  return f4 ? Conv2dAlgorithm::winograd_f4 : Conv2dAlgorithm::winograd_f2;
 }
 
 Conv2dAlgorithm auto_algorithm(const Conv2dParams& p) {

@@ -60,7 +60,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             (F2) to ~2e-5 (F4, C=512) of the largest output, see
             docs/winograd.md; transformed filters are cached while the
             weights are unchanged) and ``"winograd"`` (picks the tile:
-            F4 when the output is at least 28x28, else F2). ValueError where
+            F4 when the output is at least 56x56, or 28x28 with fewer than
+            512 input channels, else F2). ValueError where
             Winograd cannot apply. The backward of a Winograd call computes
             grad_x by Winograd too, grad_weight by im2col.
 
