@@ -46,3 +46,29 @@ def raises(exc, *fragments):
     """pytest.raises whose message must contain every fragment (the argument name, value...)."""
     import re
     return pytest.raises(exc, match="(?s)" + "".join(f"(?=.*{re.escape(f)})" for f in fragments))
+
+
+# The ISA levels this machine can run (the `isa` fixture in conftest.py runs a
+# test once per level); every ISA-specific kernel is tested on each.
+def _isa_levels():
+    from striate import _C
+    order = ["baseline", "avx2", "avx512"]
+    return [lvl for lvl in order[:order.index(_C.isa_best_supported()) + 1]
+            if lvl in _C.isa_compiled()]
+
+
+ISA_LEVELS = _isa_levels()
+
+
+def digests_per_thread_count(script, counts=("1", "2", "3")):
+    """Run `script` (which prints a digest of its results) in a fresh interpreter
+    per OMP_NUM_THREADS value; bitwise-deterministic kernels print one digest."""
+    import os
+    import subprocess
+    import sys
+    out = []
+    for threads in counts:
+        env = dict(os.environ, OMP_NUM_THREADS=threads)
+        out.append(subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                                  capture_output=True, text=True).stdout)
+    return out

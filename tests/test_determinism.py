@@ -5,10 +5,9 @@ OMP_NUM_THREADS must not change a single bit. Each thread count runs in its
 own process because OpenMP reads the variable at start-up.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
+
+from helpers import digests_per_thread_count
 
 SCRIPT = textwrap.dedent("""
     import hashlib, sys
@@ -52,9 +51,5 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_results_are_bitwise_identical_for_any_thread_count():
-    digests = []
-    for threads in ("1", "2", "3"):
-        env = dict(os.environ, OMP_NUM_THREADS=threads)
-        digests.append(subprocess.run([sys.executable, "-c", SCRIPT], env=env, check=True,
-                                      capture_output=True, text=True).stdout)
+    digests = digests_per_thread_count(SCRIPT)
     assert digests[0] and digests[0] == digests[1] == digests[2]

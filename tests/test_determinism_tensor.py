@@ -3,10 +3,9 @@ identical results for 1, 2 and 3 threads (tests/test_determinism.py's method:
 one process per OMP_NUM_THREADS). Sizes are above the kernels' thresholds for
 going parallel, and the mse_loss input spans many reduction blocks."""
 
-import os
-import subprocess
-import sys
 import textwrap
+
+from helpers import digests_per_thread_count
 
 SCRIPT = textwrap.dedent("""
     import hashlib, sys
@@ -50,9 +49,5 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_tensor_ops_are_bitwise_identical_for_any_thread_count():
-    digests = []
-    for threads in ("1", "2", "3"):
-        env = dict(os.environ, OMP_NUM_THREADS=threads)
-        digests.append(subprocess.run([sys.executable, "-c", SCRIPT], env=env, check=True,
-                                      capture_output=True, text=True).stdout)
+    digests = digests_per_thread_count(SCRIPT)
     assert digests[0] and digests[0] == digests[1] == digests[2]

@@ -12,18 +12,6 @@ from helpers import assert_all_close, assert_close, rand, raises
 from striate import _C, ops
 from striate import reference as ref
 
-# The levels this machine can run; every ISA-specific kernel is tested on each.
-_ORDER = ["baseline", "avx2", "avx512"]
-LEVELS = [lvl for lvl in _ORDER[:_ORDER.index(_C.isa_best_supported()) + 1]
-          if lvl in _C.isa_compiled()]
-
-
-@pytest.fixture(params=LEVELS)
-def isa(request):
-    before = _C.isa_selected()
-    _C.set_isa(request.param)
-    yield request.param
-    _C.set_isa(before)
 
 
 def test_build_info():

@@ -2,35 +2,21 @@
 float64 reference on every ISA level, accuracy at large channel counts,
 PyTorch, the transformed-filter cache, thread safety and determinism."""
 
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 
 import numpy as np
 import pytest
 
-from helpers import assert_all_close, assert_close, rand, torch_or_skip
+from helpers import assert_all_close, assert_close, digests_per_thread_count, rand, torch_or_skip
 import striate
-from striate import _C, ops
+from striate import ops
 from striate import reference as ref
 
 TILES = ["winograd_f2", "winograd_f4"]
-_ORDER = ["baseline", "avx2", "avx512"]
-LEVELS = [lvl for lvl in _ORDER[:_ORDER.index(_C.isa_best_supported()) + 1]
-          if lvl in _C.isa_compiled()]
 # Bound of the issue for unit-scale data and C <= 512 (docs/winograd.md has
 # the measured errors: ~1e-6 for F2, ~2e-5 for F4 at C=512).
 WINO_RTOL = 1e-3
-
-
-@pytest.fixture(params=LEVELS)
-def isa(request):
-    before = _C.isa_selected()
-    _C.set_isa(request.param)
-    yield request.param
-    _C.set_isa(before)
 
 
 def random_case(rng):
@@ -225,9 +211,5 @@ DETERMINISM = textwrap.dedent("""
 
 
 def test_bitwise_identical_for_any_thread_count():
-    digests = []
-    for threads in ("1", "2", "3"):
-        env = dict(os.environ, OMP_NUM_THREADS=threads)
-        digests.append(subprocess.run([sys.executable, "-c", DETERMINISM], env=env, check=True,
-                                      capture_output=True, text=True).stdout)
+    digests = digests_per_thread_count(DETERMINISM)
     assert digests[0] and digests[0] == digests[1] == digests[2]
