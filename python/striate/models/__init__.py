@@ -1,6 +1,10 @@
 """striate.models: the classic CNNs as one-liners."""
 
 from .. import nn
+from .classic import VGG_CFGS, alexnet, vgg, vgg11, vgg13, vgg16, vgg19, zfnet
+from .inception import googlenet
+from .resnet import (resnet18, resnet20, resnet32, resnet34, resnet44, resnet50, resnet56,
+                     resnet101, resnet152, se_resnet50)
 
 
 def lenet5(num_classes=10, in_channels=1, activation="relu"):
@@ -24,6 +28,9 @@ def lenet5(num_classes=10, in_channels=1, activation="relu"):
     )
 
 
-MODELS = {"lenet5": lenet5}
+MODELS = {f.__name__: f for f in (
+    lenet5, alexnet, zfnet, vgg, vgg11, vgg13, vgg16, vgg19, googlenet,
+    resnet18, resnet34, resnet50, resnet101, resnet152, se_resnet50,
+    resnet20, resnet32, resnet44, resnet56)}
 
-__all__ = ["lenet5", "MODELS"]
+__all__ = list(MODELS) + ["MODELS", "VGG_CFGS"]
