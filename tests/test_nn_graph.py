@@ -343,3 +343,16 @@ def test_sequential_inside_functional_model():
     xb = rand(np.random.default_rng(12), 2, 2, 6, 6)
     expected = model.get_layer("fc").forward(block.forward(xb).reshape(2, -1))
     assert np.array_equal(model.predict(xb), expected)
+
+
+def test_sequential_item_assignment_replaces_a_layer():
+    striate.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 3))
+    m[3] = nn.Linear(4, 2)
+    assert list(m.state_dict()) == ["1.weight", "1.bias", "3.weight", "3.bias"]
+    assert m.state_dict()["3.weight"].shape == (2, 4)
+    assert m(np.ones((5, 3, 2, 2), np.float32)).shape == (5, 2)
+    with pytest.raises(IndexError):
+        m[4] = nn.ReLU()
+    with pytest.raises(TypeError, match="Module"):
+        m[0] = "relu"

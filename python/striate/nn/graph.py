@@ -176,6 +176,18 @@ class Sequential(Network):
     def __getitem__(self, i):
         return self.layers[i]
 
+    def __setitem__(self, i, layer):
+        """``model[i] = layer`` replaces layer i in place (e.g. a new classifier head),
+        as in PyTorch; its state-dict keys keep the index ("11.weight")."""
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential: a layer must be a striate.nn Module, got "
+                            f"{type(layer).__name__}")
+        key = list(self._modules)[i]  # IndexError for a bad index, as a list
+        self._modules[key] = layer
+        if getattr(layer, "name", None) is None and hasattr(layer, "_ctx"):
+            object.__setattr__(layer, "name", key)
+        object.__setattr__(self, "_checked", set())
+
     def __len__(self):
         return len(self._modules)
 
