@@ -52,4 +52,11 @@ float* workspace_floats(int64_t count) {
   return buf.data();
 }
 
+Reduction parse_reduction(const char* op, const std::string& reduction) {
+  if (reduction == "mean") return Reduction::mean;
+  if (reduction == "sum") return Reduction::sum;
+  if (reduction == "none") return Reduction::none;
+  throw_value_error(op, ": reduction must be 'mean', 'sum' or 'none', got '", reduction, "'");
+}
+
 }  // namespace striate::ops

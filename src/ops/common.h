@@ -4,7 +4,10 @@
 #include <cstdint>
 #include <vector>
 
+#include <string>
+
 #include "striate/errors.h"
+#include "striate/ops.h"
 #include "striate/shape.h"
 
 namespace striate::ops {
@@ -28,5 +31,8 @@ void check_nonempty(const char* op, const char* name, const Shape& s,
 // steady-state training allocates nothing; thread-local so concurrent calls
 // from several Python threads never share it.
 float* workspace_floats(int64_t count);
+
+// A loss's reduction argument: "mean", "sum" or "none" (ValueError otherwise).
+Reduction parse_reduction(const char* op, const std::string& reduction);
 
 }  // namespace striate::ops

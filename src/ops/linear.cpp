@@ -88,14 +88,7 @@ CrossEntropyPlan cross_entropy_plan(const Shape& input, const Shape& target,
                       shape_str(target));
   CrossEntropyPlan plan;
   plan.n = input[0], plan.c = input[1];
-  if (reduction == "mean")
-    plan.reduction = Reduction::mean;
-  else if (reduction == "sum")
-    plan.reduction = Reduction::sum;
-  else if (reduction == "none")
-    plan.reduction = Reduction::none;
-  else
-    throw_value_error(op, ": reduction must be 'mean', 'sum' or 'none', got '", reduction, "'");
+  plan.reduction = parse_reduction(op, reduction);
   if (plan.reduction == Reduction::none) plan.out_shape = {plan.n};
   return plan;
 }

@@ -15,14 +15,7 @@ MseLossPlan mse_loss_plan(const Shape& input, const Shape& target,
                       " (no broadcasting), got ", shape_str(target));
   MseLossPlan plan;
   plan.n = checked_numel(input, "input");
-  if (reduction == "mean")
-    plan.reduction = Reduction::mean;
-  else if (reduction == "sum")
-    plan.reduction = Reduction::sum;
-  else if (reduction == "none")
-    plan.reduction = Reduction::none;
-  else
-    throw_value_error(op, ": reduction must be 'mean', 'sum' or 'none', got '", reduction, "'");
+  plan.reduction = parse_reduction(op, reduction);
   if (plan.reduction == Reduction::none) plan.out_shape = input;
   return plan;
 }
