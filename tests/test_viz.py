@@ -52,3 +52,37 @@ def test_pngs_and_cli(tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="not a conv layer"):
         viz.plot_filters(m, 1, str(tmp_path / "x.png"))
+
+
+def test_edge_kernels_find_the_edges_they_are_named_for():
+    # A vertical step edge (dark left half, bright right half): the vertical
+    # detector fires only on the two columns next to the step, the horizontal
+    # one nowhere; a horizontal step is the transpose.
+    img = np.zeros((12, 12))
+    img[:, 6:] = 1.0
+    r = dict(zip(viz.edge_kernels(), viz.kernel_responses(img)))
+    assert r["vertical"].shape == (12, 12)
+    cols = np.flatnonzero(np.abs(r["vertical"]).max(axis=0) > 0)
+    assert list(cols) == [5, 6]
+    np.testing.assert_allclose(np.abs(r["vertical"][:, 5:7]), 4.0)
+    assert np.abs(r["horizontal"]).max() == 0.0
+    rt = dict(zip(viz.edge_kernels(), viz.kernel_responses(img.T)))
+    np.testing.assert_allclose(rt["horizontal"], r["vertical"].T)
+    # Sharpen keeps flat regions (its weights sum to 1); reflect padding means
+    # the image border is not an edge.
+    np.testing.assert_allclose(r["sharpen"][:, :4], 0.0)
+    np.testing.assert_allclose(r["sharpen"][:, 8:], 1.0)
+
+
+def test_kernel_responses_is_a_correlation_with_reflect_padding():
+    rng = np.random.default_rng(1)
+    img = rng.random((9, 7, 3))
+    ks = {"a": rng.standard_normal((3, 3)), "b": rng.standard_normal((3, 3))}
+    got = viz.kernel_responses(img, ks)
+    gray = img @ np.array([0.299, 0.587, 0.114])
+    pad = np.pad(gray, 1, mode="reflect")
+    for i, k in enumerate(ks.values()):
+        want = sum(k[a, b] * pad[a:a + 9, b:b + 7] for a in range(3) for b in range(3))
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="image"):
+        viz.kernel_responses(np.zeros((2, 3, 4, 5)))

@@ -83,6 +83,71 @@ def activation_grid(maps, cols=None):
     return _grid(np.stack([_scale01(m) for m in a]), cols)
 
 
+def edge_kernels():
+    """The hand-made 3x3 kernels of the notes, as {name: (3, 3) float32}.
+
+    The edge detectors are Sobel operators (a derivative across the edge,
+    smoothed along it): "vertical" responds to vertical edges (a horizontal
+    intensity change), "horizontal" is its transpose, "45°"/"135°" are the
+    diagonal versions; "sharpen" adds the Laplacian to the identity.
+    """
+    v = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float32)
+    d = np.array([[0, 1, 2], [-1, 0, 1], [-2, -1, 0]], np.float32)
+    return {"vertical": v, "horizontal": v.T.copy(), "45°": d, "135°": np.fliplr(d).copy(),
+            "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float32)}
+
+
+def kernel_responses(image, kernels=None):
+    """Convolve a grayscale (H, W) or RGB (H, W, 3) image with each kernel.
+
+    One ``ops.conv2d`` call with the kernels stacked as output channels; the
+    image is reflect-padded first (zero padding would make the image border
+    itself an edge). RGB is first reduced to luminance (ITU-R 601 weights).
+    Returns (K, H, W) float32 in the order of ``kernels`` (default
+    :func:`edge_kernels`).
+    """
+    from . import ops
+    kernels = edge_kernels() if kernels is None else kernels
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3 and img.shape[2] in (3, 4):
+        img = img[..., :3] @ np.array([0.299, 0.587, 0.114])
+    if img.ndim != 2:
+        raise ValueError(f"kernel_responses: expected an (H, W) or (H, W, 3) image, got shape {img.shape}")
+    w = np.stack([np.asarray(k, np.float32) for k in kernels.values()])[:, None]
+    kh, kw = w.shape[2:]
+    x = np.pad(img, ((kh // 2, (kh - 1) // 2), (kw // 2, (kw - 1) // 2)), mode="reflect")
+    return ops.conv2d(x.astype(np.float32)[None, None], w)[0]
+
+
+def plot_kernel_responses(image, path, kernels=None):
+    """Write the image and its response to each kernel (absolute value for the
+    edge detectors, scaled to their 99.5th percentile so thin edges show;
+    clipped to the input range for "sharpen") to ``path``; returns the
+    (K, H, W) responses."""
+    kernels = edge_kernels() if kernels is None else kernels
+    resp = kernel_responses(image, kernels)
+    img = np.asarray(image, dtype=np.float64)
+    gray = img[..., :3] @ np.array([0.299, 0.587, 0.114]) if img.ndim == 3 else img
+    plt = _pyplot()
+    n = len(kernels) + 1
+    fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6))
+    panels = [("input", gray, "gray")]
+    for (name, _), r in zip(kernels.items(), resp):
+        if name == "sharpen":
+            shown = np.clip(r, gray.min(), gray.max())
+        else:
+            shown = np.minimum(np.abs(r) / max(np.percentile(np.abs(r), 99.5), 1e-12), 1.0)
+        panels.append((name, shown, "gray"))
+    for ax, (title, a, cmap) in zip(axes, panels):
+        ax.imshow(a, cmap=cmap, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return resp
+
+
 def _pyplot():
     try:
         import matplotlib
