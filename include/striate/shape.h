@@ -20,6 +20,10 @@ int64_t checked_numel(const Shape& s, const char* what);
 // Overflow-checked a * b for non-negative sizes.
 int64_t checked_mul(int64_t a, int64_t b, const char* what);
 
+// Overflow-checked a + b for non-negative sizes (a concatenation's length:
+// arrays with a zero dimension may have other dimensions near 2^62).
+int64_t checked_add(int64_t a, int64_t b, const char* what);
+
 // Convolution / pooling output length along one axis:
 //   floor((n + pad_lo + pad_hi - dilation*(k-1) - 1) / stride) + 1
 // computed without overflow; may be <= 0, which callers reject.

@@ -53,7 +53,9 @@ WinogradPlan make_plan(const Conv2dParams& p, int m) {
   const int64_t all = (wp.tiles + kWinoStrip - 1) / kWinoStrip * kWinoStrip;
   int64_t block = kBlockBudget / per_tile / kWinoStrip * kWinoStrip;
   block = block < kWinoStrip ? kWinoStrip : block;
-  wp.block = block < all ? block : all;
+  // all == 0 for an empty batch: keep one strip so no loop divides by zero
+  // (the op layer skips empty batches anyway).
+  wp.block = block < all ? block : (all > 0 ? all : kWinoStrip);
   // +16: rows a multiple of 64 bytes but never of 4 KB (cache-set aliasing
   // of the GEMM's strided B loads).
   wp.ld = wp.block + 16;

@@ -254,7 +254,7 @@ void output_run(const WinogradPlan& wp, const float* mo, int64_t xs, float bias,
     if (p.relu) {
       for (int64_t q = 0; q < cols; ++q) {
         const float v = out[q] + bias;
-        yr[q] = v > 0.0f ? v : 0.0f;
+        yr[q] = v < 0.0f ? 0.0f : v;  // NaN stays NaN, as torch's relu
       }
     } else {
       for (int64_t q = 0; q < cols; ++q) yr[q] = out[q] + bias;

@@ -26,10 +26,24 @@ inline Range valid_range(int64_t off, int64_t stride, int64_t n_in,
   return {lo, hi};
 }
 
+// Taps t < k whose input index o * stride + t * dil - pad lies in [0, n_in)
+// for at least one output o < n_out. A pooling window may be 2^40 taps wide
+// with 2^39 padding (PyTorch accepts it; the output is one window), so tap
+// loops run over this range instead of visiting taps that only read padding.
+inline Range taps_in_reach(int64_t pad, int64_t dil, int64_t stride, int64_t n_in,
+                           int64_t n_out, int64_t k) {
+  const int64_t need = pad - (n_out - 1) * stride;  // t * dil >= need
+  const int64_t top = n_in - 1 + pad;               // t * dil <= top
+  const int64_t hi = top < 0 ? 0 : std::min(k, top / dil + 1);
+  const int64_t lo = need <= 0 ? 0 : (need + dil - 1) / dil;
+  return {std::min(lo, hi), hi};
+}
+
 // The fused forward epilogue (Conv2dParams::relu): clamp a freshly written
-// block of outputs at zero while it is still in cache.
+// block of outputs at zero while it is still in cache. `y < 0 ? 0 : y` (one
+// maxps) keeps NaN as NaN, like torch's relu; `y > 0 ? y : 0` would zero it.
 inline void relu_inplace(float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] < 0.0f ? 0.0f : y[i];
 }
 
 }  // namespace striate::cpu

@@ -102,11 +102,12 @@ void relu_k(int64_t n, const float* x, float* y) {
 }
 
 // Selects, not gy * (x > 0): inf * 0 would turn into NaN. Both operands are
-// loaded unconditionally so the compiler emits a compare + blend.
+// loaded unconditionally so the compiler emits a compare + blend. Written as
+// torch's threshold_backward (y <= 0 ? 0 : g): a NaN x passes g through.
 void relu_backward_k(int64_t n, const float* gy, const float* x, float* gx) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gy[i];
-    gx[i] = x[i] > 0.0f ? g : 0.0f;
+    gx[i] = x[i] <= 0.0f ? 0.0f : g;
   }
 }
 

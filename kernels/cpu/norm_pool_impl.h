@@ -194,6 +194,17 @@ inline void valid_outputs(int64_t off, int64_t stride, int64_t n_in, int64_t n_o
   *hi = h;
 }
 
+// Taps t < k whose input index o * stride + t * dil - pad lies in [0, n_in)
+// for some output o < n_out (conv_common.h's taps_in_reach, restated with
+// builtins for this per-ISA unit): a window may be 2^40 taps wide with 2^39
+// padding, so the tap loops must skip the taps that only read padding.
+inline void taps_in_reach(int64_t pad, int64_t dil, int64_t stride, int64_t n_in,
+                          int64_t n_out, int64_t k, int64_t* lo, int64_t* hi) {
+  const int64_t need = pad - (n_out - 1) * stride, top = n_in - 1 + pad;
+  *hi = top < 0 ? 0 : imin(k, top / dil + 1);
+  *lo = imin(need <= 0 ? 0 : (need + dil - 1) / dil, *hi);
+}
+
 // Fast path: each tap row is first copied into a padded row buffer (value
 // and plane index, index -1 for padding), so the select loop runs over a
 // fixed kPoolChunk outputs with no bounds and no scalar remainder; outputs
@@ -216,9 +227,10 @@ void max_pool2d_backward_plane_s(const Pool2dParams& p, const float* gy, const f
       const int64_t o1 = imin(o0 + N, p.w_out);
       const int64_t c0 = o0 * sw - p.pad_w;  // input column of buffer slot 0
       for (int64_t q = 0; q < N; ++q) best[q] = -__builtin_inff(), arg[q] = -1;
-      for (int64_t i = 0; i < p.kh; ++i) {
+      int64_t i0, i1;
+      taps_in_reach(-hs, p.dil_h, 1, p.h_in, 1, p.kh, &i0, &i1);
+      for (int64_t i = i0; i < i1; ++i) {
         const int64_t r = hs + i * p.dil_h;
-        if (r < 0 || r >= p.h_in) continue;
         const float* xrow = x + r * p.w_in;
         // Every real output's taps inside this row: read x in place (outputs
         // past o1 may read into the next row, or compute garbage, never past
@@ -283,10 +295,12 @@ void max_pool2d_backward_plane_wide(const Pool2dParams& p, const float* gy, cons
     for (int64_t o0 = 0; o0 < p.w_out; o0 += kPoolChunk) {
       const int64_t o1 = imin(o0 + kPoolChunk, p.w_out);
       for (int64_t q = 0; q < o1 - o0; ++q) best[q] = -__builtin_inff(), arg[q] = -1;
-      for (int64_t i = 0; i < p.kh; ++i) {
+      int64_t i0, i1, j0, j1;
+      taps_in_reach(-hs, p.dil_h, 1, p.h_in, 1, p.kh, &i0, &i1);
+      taps_in_reach(p.pad_w, p.dil_w, sw, p.w_in, p.w_out, p.kw, &j0, &j1);
+      for (int64_t i = i0; i < i1; ++i) {
         const int64_t r = hs + i * p.dil_h;
-        if (r < 0 || r >= p.h_in) continue;
-        for (int64_t j = 0; j < p.kw; ++j) {
+        for (int64_t j = j0; j < j1; ++j) {
           const int64_t off = j * p.dil_w - p.pad_w;
           int64_t lo, hi;
           valid_outputs(off, sw, p.w_in, p.w_out, &lo, &hi);

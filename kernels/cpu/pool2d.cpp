@@ -48,10 +48,13 @@ inline AvgWindow avg_window(int64_t o, int64_t stride, int64_t pad, int64_t k,
 }
 
 // PyTorch's divisor: the window clipped to the padded extent, or to the
-// input alone when padding is not counted.
-inline int64_t avg_divisor(const AvgWindow& wh, const AvgWindow& ww,
-                           bool count_include_pad) {
-  return count_include_pad ? wh.pool * ww.pool : (wh.hi - wh.lo) * (ww.hi - ww.lo);
+// input alone when padding is not counted. In double: a 2^40 x 2^40 window
+// (with 2^39 padding) is valid and its area overflows int64; below 2^53 the
+// value is exact, so ordinary windows divide exactly as before.
+inline double avg_divisor(const AvgWindow& wh, const AvgWindow& ww,
+                          bool count_include_pad) {
+  return count_include_pad ? static_cast<double>(wh.pool) * static_cast<double>(ww.pool)
+                           : static_cast<double>((wh.hi - wh.lo) * (ww.hi - ww.lo));
 }
 
 // Adaptive bin i of `out` over `n` inputs: [floor(i*n/out), ceil((i+1)*n/out)).
@@ -94,6 +97,7 @@ inline void rect_add(float* gxp, int64_t w, int64_t r0, int64_t r1, int64_t q0,
 // of PyTorch's row-major scan, and -inf for windows entirely in the padding.
 void max_pool2d(const Pool2dParams& p, const float* x, float* y) {
   const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
+  const Range tw = taps_in_reach(p.pad_w, p.dil_w, p.stride_w, p.w_in, p.w_out, p.kw);
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < p.n; ++n)
@@ -108,7 +112,7 @@ void max_pool2d(const Pool2dParams& p, const float* x, float* y) {
         float* yr = yp + oh * p.w_out;
         for (int64_t i = ri.lo; i < ri.hi; ++i) {
           const float* xrow = xp + (hs + i * p.dil_h) * p.w_in;
-          for (int64_t j = 0; j < p.kw; ++j) {
+          for (int64_t j = tw.lo; j < tw.hi; ++j) {
             const int64_t off_w = j * p.dil_w - p.pad_w;
             const Range rw = valid_range(off_w, p.stride_w, p.w_in, p.w_out);
             const float* xr = xrow + off_w;
@@ -194,9 +198,9 @@ void avg_pool2d(const Pool2dParams& p, const float* x, float* y) {
         const AvgWindow wh = avg_window(oh, p.stride_h, p.pad_h, p.kh, p.h_in);
         for (int64_t ow = 0; ow < p.w_out; ++ow) {
           const AvgWindow ww = avg_window(ow, p.stride_w, p.pad_w, p.kw, p.w_in);
-          const int64_t div = avg_divisor(wh, ww, p.count_include_pad);
+          const double div = avg_divisor(wh, ww, p.count_include_pad);
           const double s = rect_sum(xp, p.w_in, wh.lo, wh.hi, ww.lo, ww.hi);
-          yp[oh * p.w_out + ow] = static_cast<float>(s / static_cast<double>(div));
+          yp[oh * p.w_out + ow] = static_cast<float>(s / div);
         }
       }
     }
@@ -216,7 +220,7 @@ void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx) {
         const AvgWindow wh = avg_window(oh, p.stride_h, p.pad_h, p.kh, p.h_in);
         for (int64_t ow = 0; ow < p.w_out; ++ow) {
           const AvgWindow ww = avg_window(ow, p.stride_w, p.pad_w, p.kw, p.w_in);
-          const int64_t div = avg_divisor(wh, ww, p.count_include_pad);
+          const double div = avg_divisor(wh, ww, p.count_include_pad);
           const float g = gyp[oh * p.w_out + ow] / static_cast<float>(div);
           rect_add(gxp, p.w_in, wh.lo, wh.hi, ww.lo, ww.hi, g);
         }

@@ -35,7 +35,7 @@ void epilogue_only(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue&
       const float bias = ep.row_bias ? ep.row_bias[i] : 0.0f;
       for (int64_t j = 0; j < p.n; ++j) {
         float v = (p.beta == 0.0f ? 0.0f : p.beta * row[j]) + bias;
-        row[j] = ep.relu ? (v > 0.0f ? v : 0.0f) : v;
+        row[j] = ep.relu ? (v < 0.0f ? 0.0f : v) : v;  // NaN stays NaN
       }
     }
 }

@@ -209,8 +209,9 @@ void write_tile(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep
       } else {
         for (int64_t q = 0; q < len; ++q) crow[q] += alpha * arow[q];
       }
+      // `c < 0 ? 0 : c` keeps NaN as NaN (torch's relu); `c > 0 ? c : 0` would not.
       if (relu)
-        for (int64_t q = 0; q < len; ++q) crow[q] = crow[q] > 0.0f ? crow[q] : 0.0f;
+        for (int64_t q = 0; q < len; ++q) crow[q] = crow[q] < 0.0f ? 0.0f : crow[q];
     }
   });
 }

@@ -12,6 +12,9 @@ namespace {
 
 void run(SoftmaxKind kind, const SoftmaxParams& p, const float* gy, const float* x,
          float* out) {
+  // Nothing to write; and with dim == 0 the lane loop below would still
+  // visit every (outer, inner) lane, up to 2^61 of them in a (0, 2^61) array.
+  if (p.outer == 0 || p.dim == 0 || p.inner == 0) return;
   const auto fn = eltwise_impl().softmax_lanes;
   const int64_t blocks_per_outer =
       p.inner == 1 ? 1 : (p.inner + kSoftmaxBlock - 1) / kSoftmaxBlock;

@@ -46,7 +46,13 @@ inline float exp_f32(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const float scale = bits_to_f32((static_cast<int32_t>(n) + 127) << 23);  // 2^n, n in [-126, 127]
+  // 2^n, n in [-126, 127], built from t's bits (0x4B400000 + n, since t's ulp
+  // is 1): its exponent field is the low 8 bits of n + 127, and unsigned
+  // arithmetic wraps the rest away. No float-to-int conversion, which was
+  // undefined for a NaN x (so is a signed shift of the negative result); a
+  // NaN x gives some finite scale, and y is NaN through p.
+  const float scale =
+      bits_to_f32(static_cast<int32_t>((static_cast<uint32_t>(f32_to_bits(t)) + 127u) << 23));
   float y = p * scale;
   y = x > 88.3f ? __builtin_inff() : y;
   y = x < -87.33654f ? 0.0f : y;

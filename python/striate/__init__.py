@@ -30,7 +30,9 @@ def build_info():
     version, compiler, openmp, isa_compiled (levels built into the kernels),
     isa_best (the best this CPU supports), isa_selected (the level in use:
     the best, unless STRIATE_ISA forces a lower one), sgemm_kernel (the GEMM
-    microkernel in use), threads, cuda (whether CUDA kernels were built).
+    microkernel in use), threads, cuda (whether CUDA kernels were built),
+    sanitize (the -fsanitize= list of a sanitizer build, docs/robustness.md;
+    "" normally).
     """
     return {
         "version": __version__,
@@ -42,6 +44,7 @@ def build_info():
         "sgemm_kernel": _C.sgemm_kernel(),
         "threads": _C.get_num_threads(),
         "cuda": False,
+        "sanitize": _C.sanitize(),
     }
 
 

@@ -10,12 +10,17 @@ striate's own layer registry, so a file can never run code. A truncated,
 empty, foreign or tampered file raises ValueError naming the file. Saving
 writes a temporary file in the same folder, fsyncs it and renames it over
 the target, so an interrupted save leaves the previous checkpoint intact.
+A save killed outright (SIGKILL, power loss) cannot remove its temporary
+file, ``.NAME.HOST-PID-RANDOM.tmp``; the next save to NAME from the same host
+deletes those whose process is gone. Saving over a file that is not a
+checkpoint replaces it, as ``torch.save`` and ``np.save`` do.
 """
 
 import hashlib
 import json
 import os
 import secrets
+import socket
 import zipfile
 
 import numpy as np
@@ -86,6 +91,39 @@ def _digest(a):
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
+def _temp_prefix(path):
+    # Bounded so that prefix + host + pid + token stays within NAME_MAX.
+    return "." + os.path.basename(path)[:100] + "."
+
+
+def _remove_stale_temps(path, folder, host):
+    """Delete the temporary files of earlier saves to ``path`` whose process
+    died mid-save (same host, pid no longer running): nothing can finish them."""
+    if os.name != "posix":
+        return  # os.kill(pid, 0) would terminate the process on Windows
+    prefix = _temp_prefix(path)
+    try:
+        entries = [e.name for e in os.scandir(folder)
+                   if e.name.startswith(prefix) and e.name.endswith(".tmp")]
+    except OSError:
+        return
+    for name in entries:
+        parts = name[len(prefix):-len(".tmp")].rsplit("-", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # alive (maybe saving right now)
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, OSError):
+            continue  # alive under another user, or not a pid: leave it
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
 def save(model, path):
     """Write ``model`` (architecture + weights + buffers) to ``path`` atomically."""
     path = os.fspath(path)
@@ -98,10 +136,17 @@ def save(model, path):
     header["striate_version"] = __version__
     blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     folder = os.path.dirname(os.path.abspath(path))
+    # Host and pid in the name let a later save tell a dead save's leftover
+    # from one in progress (_remove_stale_temps).
+    host = socket.gethostname().replace(os.sep, "_")[:64]
+    tmp = os.path.join(folder, f"{_temp_prefix(path)}{host}-{os.getpid()}-{secrets.token_hex(8)}.tmp")
+    _remove_stale_temps(path, folder, host)
     # Not mkstemp: its 0600 mode would survive the rename; O_EXCL with 0666
     # lets the umask decide, as for any file the user writes.
-    tmp = os.path.join(folder, f".striate-{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as e:  # name the user's path, not the temporary one
+        raise type(e)(e.errno, f"cannot save {path}: {e.strerror} (in folder {folder})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{_HEADER: blob}, **{f"w/{k}": v for k, v in state.items()})

@@ -22,6 +22,11 @@ static std::string compiler() {
 void bind_runtime(py::module_& m) {
   m.def("compiler", &compiler);
   m.def("openmp", &openmp_enabled);
+#ifdef STRIATE_SANITIZE
+  m.def("sanitize", [] { return std::string(STRIATE_SANITIZE); });  // CMake STRIATE_SANITIZE
+#else
+  m.def("sanitize", [] { return std::string(); });
+#endif
   m.def("isa_compiled", [] {
     py::list out;
     for (Isa i : isa_compiled()) out.append(isa_name(i));

@@ -1,5 +1,10 @@
 #include "common.h"
 
+#include <unistd.h>
+
+#include <new>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "striate/ops.h"
@@ -42,12 +47,51 @@ void check_grad_shape(const char* op, const Shape& grad, const Shape& expected) 
                       shape_str(expected), ", got ", shape_str(grad));
 }
 
+namespace {
+
+// std::bad_alloc with a message: pybind11 raises MemoryError with what().
+class WorkspaceAllocError : public std::bad_alloc {
+ public:
+  explicit WorkspaceAllocError(std::string msg) : msg_(std::move(msg)) {}
+  const char* what() const noexcept override { return msg_.c_str(); }
+
+ private:
+  std::string msg_;
+};
+
+[[noreturn]] void workspace_alloc_error(int64_t count, const char* why) {
+  throw WorkspaceAllocError(detail::concat(
+      "cannot allocate a workspace of ", count, " floats (",
+      static_cast<double>(count) * 4.0 / double(int64_t{1} << 30), " GiB): ", why));
+}
+
+int64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : INT64_MAX;
+}
+
+// A buffer this large (1 GiB) is released as soon as a call needs less than
+// a quarter of it: one huge convolution must not pin its workspace in every
+// thread that ran it for the rest of the process.
+constexpr int64_t kKeepFloats = int64_t{1} << 28;
+
+}  // namespace
+
 float* workspace_floats(int64_t count) {
   static thread_local std::vector<float> buf;
-  if (count > static_cast<int64_t>(buf.size())) {
+  const int64_t have = static_cast<int64_t>(buf.size());
+  if (count > have || (have > kKeepFloats && count < have / 4)) {
     buf.clear();
     buf.shrink_to_fit();
-    buf.resize(static_cast<size_t>(count));
+    // More than the machine has: refuse up front (with overcommit the
+    // allocation could succeed and the zero-fill below be OOM-killed).
+    if (count > physical_memory_bytes() / 4)
+      workspace_alloc_error(count, "more than this machine's physical memory");
+    try {
+      buf.resize(static_cast<size_t>(count));
+    } catch (const std::bad_alloc&) {
+      workspace_alloc_error(count, "out of memory");
+    }
   }
   return buf.data();
 }

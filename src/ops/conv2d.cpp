@@ -245,9 +245,11 @@ Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
   p.h_out = conv_out_size(p.h_in, p.kh, p.stride_h, pad_top, pad_bottom, p.dil_h);
   p.w_out = conv_out_size(p.w_in, p.kw, p.stride_w, pad_left, pad_right, p.dil_w);
   if (p.h_out < 1 || p.w_out < 1)
-    throw_value_error(kOp, ": the kernel (", p.dil_h * (p.kh - 1) + 1, "x",
-                      p.dil_w * (p.kw - 1) + 1, " with dilation) is larger than the padded input (",
-                      p.h_in + pad_top + pad_bottom, "x", p.w_in + pad_left + pad_right, ")");
+    throw_value_error(kOp, ": the kernel of weight ", shape_str(w), " (",
+                      p.dil_h * (p.kh - 1) + 1, "x", p.dil_w * (p.kw - 1) + 1,
+                      " with dilation) is larger than the padded input (",
+                      p.h_in + pad_top + pad_bottom, "x", p.w_in + pad_left + pad_right,
+                      ") of x ", shape_str(x));
 
   Conv2dPlan plan;
   plan.p = p;
@@ -271,6 +273,9 @@ void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,
       return;
     case Conv2dAlgorithm::winograd_f2:
     case Conv2dAlgorithm::winograd_f4: {
+      // An empty batch has no tiles, and the Winograd tiling divides by the
+      // tile-block size, which is then 0 (SIGFPE): y is empty, nothing to do.
+      if (p.n == 0) return;
       const int m = winograd_tile(plan.algorithm);
       const auto f = winograd_filter(p, m, false, w);
       cpu::conv2d_winograd(p, m, x, f->u.data(), bias, y,
@@ -301,8 +306,10 @@ void conv2d_backward(const Conv2dPlan& plan, const float* gy, const float* x,
       const int m = winograd_tile(plan.algorithm);
       float* ws = workspace_floats(std::max(cpu::conv2d_winograd_workspace(p, m, true),
                                             cpu::conv2d_im2col_workspace(p)));
-      const auto f = winograd_filter(p, m, true, w);
-      cpu::conv2d_winograd_backward_data(p, m, gy, f->u.data(), gx, ws);
+      if (p.n > 0) {  // an empty batch has no tiles (see conv2d_forward); gx is empty
+        const auto f = winograd_filter(p, m, true, w);
+        cpu::conv2d_winograd_backward_data(p, m, gy, f->u.data(), gx, ws);
+      }
       cpu::conv2d_im2col_backward_weights(p, gy, x, gw, gb, ws);
       return;
     }

@@ -23,6 +23,13 @@ int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   return r;
 }
 
+int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    throw_value_error(what, ": size overflows int64 (", a, " + ", b, ")");
+  return r;
+}
+
 int64_t checked_numel(const Shape& s, const char* what) {
   int64_t n = 1;
   for (int64_t d : s) n = checked_mul(n, d, what);

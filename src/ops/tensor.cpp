@@ -73,7 +73,8 @@ CatPlan cat_plan(const std::vector<Shape>& xs, int64_t dim) {
                         ", expected the shape of tensors[0] ", shape_str(first),
                         " in every dim except dim ", plan.dim);
     checked_numel(s, "tensors");
-    plan.y_shape[plan.dim] += s[plan.dim];
+    plan.y_shape[plan.dim] = checked_add(plan.y_shape[plan.dim], s[plan.dim],
+                                         "cat: the concatenated dim");
   }
   checked_numel(plan.y_shape, "the concatenation");
   const Shape lead(first.begin(), first.begin() + plan.dim),

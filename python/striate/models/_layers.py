@@ -5,7 +5,8 @@ at import so checkpoints can rebuild the models that use them."""
 import numpy as np
 
 from .. import ops
-from ..nn.layers import LAYERS, Layer
+from ..nn.layers import LAYERS, Layer, _check_positive_int
+from ..ops._util import as_int
 
 
 class ShortcutA(Layer):
@@ -15,11 +16,14 @@ class ShortcutA(Layer):
 
     def __init__(self, in_channels, out_channels, stride=2, name=None):
         super().__init__(name)
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.stride = int(stride)
-        if self.out_channels < self.in_channels or self.stride < 1:
-            raise ValueError(f"ShortcutA: need out_channels >= in_channels and stride >= 1, got "
-                             f"{in_channels}, {out_channels}, stride={stride}")
+        # as_int, not int(): 1.5 or "2" must not quietly become a valid size.
+        self.in_channels = _check_positive_int(as_int(in_channels, "in_channels"), "in_channels")
+        self.out_channels = _check_positive_int(as_int(out_channels, "out_channels"),
+                                                "out_channels")
+        self.stride = _check_positive_int(as_int(stride, "stride"), "stride")
+        if self.out_channels < self.in_channels:
+            raise ValueError(f"ShortcutA: out_channels must be >= in_channels ({in_channels}), "
+                             f"got {out_channels}")
 
     def get_config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels,

@@ -9,6 +9,7 @@ from .graph import Input, Model, Network, Node, Sequential
 from .layers import (LAYERS, Add, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Concat, Conv2d,
                      Dropout, Flatten, Identity, Layer, LeakyReLU, Linear, LocalResponseNorm,
                      LogSoftmax, MaxPool2d, ReLU, Sigmoid, Softmax, Tanh)
+from .fuse import fuse_for_inference
 from .module import Module, Parameter
 from .training import StopTraining, evaluate, fit, predict
 
@@ -16,4 +17,4 @@ __all__ = ["Module", "Parameter", "Layer", "Network", "Sequential", "Model", "In
            "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d",
            "LocalResponseNorm", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
            "Linear", "Flatten", "Dropout", "Identity", "Add", "Concat", "fit", "evaluate",
-           "predict", "StopTraining", "LAYERS"]
+           "predict", "StopTraining", "LAYERS", "fuse_for_inference"]

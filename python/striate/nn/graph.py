@@ -11,7 +11,7 @@ gradient of a node consumed by several layers (residual branches).
 import re
 
 from .. import ops
-from .module import Module
+from .module import Module, inference
 
 
 class Node:
@@ -66,7 +66,8 @@ class Network(Module):
 
     ``model(x)`` on arrays runs inference (``forward(x, training=False)``:
     batch norm uses its running statistics, dropout is off, nothing is
-    updated) whatever the mode; ``model.forward(x)`` follows ``train()`` /
+    updated and nothing is saved for a backward, so several threads can
+    share one model) whatever the mode; ``model.forward(x)`` follows ``train()`` /
     ``eval()`` (or an explicit ``training=``) and is the one to pair with
     ``backward``. Called on Nodes, a network is a layer of a functional graph.
     """
@@ -77,7 +78,8 @@ class Network(Module):
                                            and all(isinstance(n, Node) for n in x))
         if symbolic or more or kwargs:
             return super().__call__(x, *more, **kwargs)
-        return self.forward(x, training=False)
+        with inference():
+            return self.forward(x, training=False)
 
     @property
     def layers(self):

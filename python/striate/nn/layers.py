@@ -12,20 +12,36 @@ import numbers
 import numpy as np
 
 from .. import init, ops
-from .module import Module, Parameter, accumulate
+from ..ops._util import as_bool, as_float, as_int, as_pair
+from .module import Module, Parameter, accumulate, inference_active
+
+# As the op layer: a size beyond this describes no tensor that fits in memory.
+_MAX_SIZE = 2**40
 
 
-def _pair(v, what):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{what} must be an int or a pair, got {v!r}")
-        return tuple(int(e) for e in v)
-    return (int(v), int(v))
+def _pair(v, what, minimum=1):
+    """An int or a pair of ints -> (int, int), each in [minimum, 2**40]; checked
+    here so a bad constructor argument fails at construction, naming itself
+    (int() would truncate 2.5 and accept "3")."""
+    pair = as_pair(v, what)
+    for e in pair:
+        if not minimum <= e <= _MAX_SIZE:
+            raise ValueError(f"{what} must be an int or a pair of ints in [{minimum}, 2**40], "
+                             f"got {v!r}")
+    return pair
+
+
+def _finite(v, what, minimum=None):
+    v = as_float(v, what)
+    if not math.isfinite(v) or (minimum is not None and v < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ValueError(f"{what} must be a finite number{bound}, got {v!r}")
+    return v
 
 
 def _check_positive_int(v, what, minimum=1):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not minimum <= v <= _MAX_SIZE:
+        raise ValueError(f"{what} must be an integer in [{minimum}, 2**40], got {v!r}")
     return int(v)
 
 
@@ -39,6 +55,19 @@ class Layer(Module):
 
     def get_config(self):
         return {}
+
+    # What the backward needs, saved by the forward on the layer. Inference
+    # saves nothing: threads sharing a model would overwrite each other's
+    # inputs (and those of a training step between its forward and
+    # backward), and a finished inference should not keep every activation alive.
+    @property
+    def _ctx(self):
+        return self.__dict__.get("_saved_ctx")
+
+    @_ctx.setter
+    def _ctx(self, value):
+        if not inference_active():
+            self.__dict__["_saved_ctx"] = value
 
     def _expect_rank(self, in_shape, rank, what):
         if len(in_shape) != rank:
@@ -55,18 +84,32 @@ def _conv_out(size, k, s, p_lo, p_hi, d):
 
 
 class Conv2d(Layer):
-    """2-D convolution (``torch.nn.Conv2d``); ``algorithm`` as :func:`striate.ops.conv2d`."""
+    """2-D convolution (``torch.nn.Conv2d``); ``algorithm`` as :func:`striate.ops.conv2d`.
+
+    ``activation="relu"`` is Conv2d followed by ReLU in one kernel call (the
+    epilogue of :func:`striate.ops.conv2d`); :func:`striate.nn.fuse_for_inference`
+    builds such layers. Its backward masks the gradient by the saved output
+    (y > 0 exactly where the pre-activation is > 0), so it trains too."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, algorithm="auto", name=None):
+                 groups=1, bias=True, algorithm="auto", activation=None, name=None):
         super().__init__(name)
+        if activation not in (None, "relu"):
+            raise ValueError(f"Conv2d: activation must be None or 'relu', got {activation!r}")
+        self.activation = activation
         self.in_channels = _check_positive_int(in_channels, "in_channels")
         self.out_channels = _check_positive_int(out_channels, "out_channels")
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+        if padding == "same" and self.stride != (1, 1):
+            raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding", 0)
         self.dilation = _pair(dilation, "dilation")
         self.groups = _check_positive_int(groups, "groups")
+        if not isinstance(algorithm, str):
+            raise TypeError(f"algorithm must be a string, got {type(algorithm).__name__}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
@@ -81,7 +124,7 @@ class Conv2d(Layer):
                     kernel_size=list(self.kernel_size), stride=list(self.stride),
                     padding=self.padding if isinstance(self.padding, str) else list(self.padding),
                     dilation=list(self.dilation), groups=self.groups, bias=self.bias is not None,
-                    algorithm=self.algorithm)
+                    algorithm=self.algorithm, activation=self.activation)
 
     def _kw(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
@@ -110,11 +153,14 @@ class Conv2d(Layer):
 
     def forward(self, x, training=None):
         b = None if self.bias is None else self.bias.data
-        self._ctx = x
-        return ops.conv2d(x, self.weight.data, b, **self._kw())
+        y = ops.conv2d(x, self.weight.data, b, activation=self.activation, **self._kw())
+        self._ctx = (x, y if self.activation else None)  # y only for the ReLU mask
+        return y
 
     def backward(self, grad_out):
-        x = self._saved()
+        x, y = self._saved()
+        if self.activation == "relu":
+            grad_out = ops.relu_backward(grad_out, y)[0]
         b = None if self.bias is None else self.bias.data
         gx, gw, gb = ops.conv2d_backward(grad_out, x, self.weight.data, b, **self._kw())
         accumulate(self.weight, gw)
@@ -131,6 +177,8 @@ class Conv2d(Layer):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
+        if self.activation is not None:
+            s += f", activation={self.activation!r}"
         return s + ("" if self.bias is not None else ", bias=False")
 
 
@@ -164,9 +212,9 @@ class MaxPool2d(_Pool2d):
         super().__init__(name)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.padding = _pair(padding, "padding", 0)
         self.dilation = _pair(dilation, "dilation")
-        self.ceil_mode = bool(ceil_mode)
+        self.ceil_mode = as_bool(ceil_mode, "ceil_mode")
 
     def get_config(self):
         return dict(kernel_size=list(self.kernel_size), stride=list(self.stride),
@@ -194,9 +242,9 @@ class AvgPool2d(_Pool2d):
         super().__init__(name)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.ceil_mode = bool(ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
+        self.padding = _pair(padding, "padding", 0)
+        self.ceil_mode = as_bool(ceil_mode, "ceil_mode")
+        self.count_include_pad = as_bool(count_include_pad, "count_include_pad")
 
     def get_config(self):
         return dict(kernel_size=list(self.kernel_size), stride=list(self.stride),
@@ -222,9 +270,13 @@ class AdaptiveAvgPool2d(Layer):
     def __init__(self, output_size, name=None):
         super().__init__(name)
         if isinstance(output_size, (tuple, list)):
-            self.output_size = tuple(None if v is None else int(v) for v in output_size)
+            if len(output_size) != 2:
+                raise ValueError(f"output_size must be an int or a pair, got {output_size!r}")
+            self.output_size = tuple(None if v is None else _check_positive_int(
+                as_int(v, "output_size"), "output_size") for v in output_size)
         else:
-            self.output_size = (int(output_size), int(output_size))
+            v = _check_positive_int(as_int(output_size, "output_size"), "output_size")
+            self.output_size = (v, v)
 
     def get_config(self):
         return dict(output_size=list(self.output_size))
@@ -254,7 +306,8 @@ class BatchNorm2d(Layer):
                  name=None):
         super().__init__(name)
         self.num_features = _check_positive_int(num_features, "num_features")
-        self.eps, self.momentum = float(eps), momentum
+        self.eps = _finite(eps, "eps", 0.0)
+        self.momentum = None if momentum is None else _finite(momentum, "momentum", 0.0)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
@@ -311,7 +364,8 @@ class LocalResponseNorm(Layer):
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0, name=None):
         super().__init__(name)
         self.size = _check_positive_int(size, "size")
-        self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
+        self.alpha, self.beta, self.k = (_finite(alpha, "alpha"), _finite(beta, "beta"),
+                                         _finite(k, "k"))
 
     def get_config(self):
         return dict(size=self.size, alpha=self.alpha, beta=self.beta, k=self.k)
@@ -354,7 +408,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope=0.01, inplace=False, name=None):
         super().__init__(name)
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = as_float(negative_slope, "negative_slope")
 
     def get_config(self):
         return dict(negative_slope=self.negative_slope)
@@ -376,7 +430,7 @@ class Softmax(_Elementwise):
 
     def __init__(self, dim=1, name=None):
         super().__init__(name)
-        self.dim = int(dim)
+        self.dim = as_int(dim, "dim")
 
     def get_config(self):
         return dict(dim=self.dim)
@@ -434,7 +488,7 @@ class Flatten(Layer):
 
     def __init__(self, start_dim=1, end_dim=-1, name=None):
         super().__init__(name)
-        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+        self.start_dim, self.end_dim = as_int(start_dim, "start_dim"), as_int(end_dim, "end_dim")
         if self.start_dim != 1 or self.end_dim != -1:
             raise ValueError("Flatten supports start_dim=1, end_dim=-1 (flatten per sample)")
 
@@ -460,7 +514,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, inplace=False, name=None):
         super().__init__(name)
-        p = float(p)
+        p = as_float(p, "p")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
@@ -522,7 +576,7 @@ class Concat(Layer):
 
     def __init__(self, dim=1, name=None):
         super().__init__(name)
-        if int(dim) != 1:
+        if as_int(dim, "dim") != 1:
             raise ValueError(f"Concat: only dim=1 (channels) is supported, got {dim}")
         self.dim = 1
 

@@ -12,11 +12,34 @@ input gradient and accumulating parameter gradients, and
 check a graph when it is built.
 """
 
+import contextlib
+import threading
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import ops
+
+
+# Set while this thread runs inference (``model(x)``): layers then save
+# nothing for a backward. Per thread, so a model can serve several threads
+# while another one trains it.
+_inference = threading.local()
+
+
+@contextlib.contextmanager
+def inference():
+    """Run forwards in this thread without saving anything for a backward."""
+    before = getattr(_inference, "on", False)
+    _inference.on = True
+    try:
+        yield
+    finally:
+        _inference.on = before
+
+
+def inference_active():
+    return getattr(_inference, "on", False)
 
 
 class Parameter:

@@ -201,17 +201,14 @@ def evaluate(model, X, y, batch_size=256, loss="cross_entropy"):
     n = len(Xs[0])
     loss_f, _, classify = _loss_fns(loss)
     total, correct = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, n, batch_size):
-            xb, yb = _batch(Xs, slice(start, start + batch_size), multi_in), y[start:start + batch_size]
-            out = model.forward(xb, training=False)
-            total += loss_f(out, yb) * len(yb)
-            if classify:
-                correct += int(np.count_nonzero(np.argmax(out, axis=1) == yb))
-    finally:
-        model.train(was_training)
+    # model(x) is inference: the model's mode and saved inputs are left
+    # alone, so evaluating while another thread trains it is safe.
+    for start in range(0, n, batch_size):
+        xb, yb = _batch(Xs, slice(start, start + batch_size), multi_in), y[start:start + batch_size]
+        out = model(xb)
+        total += loss_f(out, yb) * len(yb)
+        if classify:
+            correct += int(np.count_nonzero(np.argmax(out, axis=1) == yb))
     result = {"loss": total / n}
     if classify:
         result["accuracy"] = correct / n
@@ -222,13 +219,8 @@ def predict(model, X, batch_size=256):
     """The model's outputs for X (a list of arrays for several inputs), computed
     in eval mode in batches; a list of arrays for a model with several outputs."""
     Xs, _, multi_in = _check_xy(model, X, None, "predict", batch_size)
-    was_training = model.training
-    model.eval()
-    try:
-        outs = [model.forward(_batch(Xs, slice(s, s + batch_size), multi_in), training=False)
-                for s in range(0, len(Xs[0]), batch_size)]
-    finally:
-        model.train(was_training)
+    outs = [model(_batch(Xs, slice(s, s + batch_size), multi_in))  # inference, as evaluate
+            for s in range(0, len(Xs[0]), batch_size)]
     if getattr(model, "_multi", (False, False))[1]:
         return [np.concatenate([o[i] for o in outs]) for i in range(len(outs[0]))]
     return np.concatenate(outs)
