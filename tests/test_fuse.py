@@ -179,3 +179,14 @@ def test_bad_arguments():
         fuse_for_inference(nn.Conv2d(1, 1, 1))
     with raises(ValueError, "activation", "tanh"):
         nn.Conv2d(1, 1, 1, activation="tanh")
+
+
+def test_fusing_between_forward_and_backward_keeps_the_original_trainable():
+    # The copy leaves the saved activations behind; the original still has them.
+    striate.manual_seed(3)
+    m = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU())
+    x = np.random.default_rng(9).standard_normal((2, 2, 5, 5)).astype(np.float32)
+    y = m.forward(x, training=True)
+    f = fuse_for_inference(m)
+    assert all(layer._ctx is None for layer in f)
+    assert m.backward(np.ones_like(y)).shape == x.shape

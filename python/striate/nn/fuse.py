@@ -51,14 +51,16 @@ def _modules(m):
 def _copy(model):
     # What a forward saved for its backward is not part of the model (and
     # after a large forward it is most of the memory): leave it behind.
-    saved = [(m, m.__dict__.get("_ctx")) for m in _modules(model) if "_ctx" in m.__dict__]
+    # Set in the instance dict directly: Layer._ctx is a property over "_saved_ctx".
+    saved = [(m, key, m.__dict__[key]) for m in _modules(model)
+             for key in ("_ctx", "_saved_ctx") if key in m.__dict__]
     try:
-        for m, _ in saved:
-            object.__setattr__(m, "_ctx", None)
+        for m, key, _ in saved:
+            m.__dict__[key] = None
         out = copy.deepcopy(model)
     finally:
-        for m, ctx in saved:
-            object.__setattr__(m, "_ctx", ctx)
+        for m, key, ctx in saved:
+            m.__dict__[key] = ctx
     for p in out.parameters():
         p.grad = None
     return out
