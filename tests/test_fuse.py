@@ -152,6 +152,7 @@ def test_save_load_and_summary(tmp_path):
     f = fuse_for_inference(_randomize_bn(models.resnet20(num_classes=10)))
     text = f.summary(print_fn=None)
     assert "BatchNorm2d" not in text and "Total params" in text
+    assert text.count("Conv2d+ReLU") == _fused_convs(f) == 10
     f.save(tmp_path / "fused.npz")
     g = striate.load(tmp_path / "fused.npz")
     assert _fused_convs(g) == _fused_convs(f) == 10

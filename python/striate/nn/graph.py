@@ -56,6 +56,13 @@ def _snake(name):
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
+def _type_str(layer):
+    # A conv with a fused epilogue (fuse_for_inference) says so in summary().
+    act = getattr(layer, "activation", None)
+    name = type(layer).__name__
+    return f"{name}+{ {'relu': 'ReLU'}.get(act, act)}" if isinstance(act, str) else name
+
+
 def _shape_str(shape):
     return "×".join(str(d) for d in shape)
 
@@ -227,7 +234,7 @@ class Sequential(Network):
             raise ValueError("Sequential.summary needs input_shape, e.g. (1, 32, 32)")
         rows = [("input", "Input", tuple(input_shape), 0)]
         for (name, layer), s in zip(self.children(), self._shapes(input_shape)):
-            rows.append((name, type(layer).__name__, s, layer.num_parameters()))
+            rows.append((name, _type_str(layer), s, layer.num_parameters()))
         return rows
 
 
@@ -362,7 +369,7 @@ class Model(Network):
         rows = [(n.name or (f"input_{i}" if len(self._inputs) > 1 else "input"), "Input", n.shape, 0)
                 for i, n in enumerate(self._inputs)]
         for layer, _, _, shape in self._steps:
-            rows.append((layer.name, type(layer).__name__, shape, layer.num_parameters()))
+            rows.append((layer.name, _type_str(layer), shape, layer.num_parameters()))
         return rows
 
     def replace(self, name, new_layer):
