@@ -2,12 +2,25 @@
 #include <algorithm>
 
 #include "eltwise_isa.h"
+#include "gemv_isa.h"
 #include "striate/kernels_cpu.h"
 
 namespace striate::cpu {
 
 void linear(int64_t m, int64_t in, int64_t out, const float* x, const float* w,
             const float* bias, float* y) {
+  if (m <= kGemvMaxRows) {
+    if (m == 0 || out == 0) return;
+    // Threads split the output features in blocks of 16 (a multiple of every
+    // level's W-row block, so each W row is streamed by one thread only).
+    const auto rows = gemv_impl().rows;
+    constexpr int64_t kBlock = 16;
+    const int64_t blocks = (out + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (m * in * out >= (1 << 16))
+    for (int64_t b = 0; b < blocks; ++b)
+      rows(m, in, out, b * kBlock, std::min(out, (b + 1) * kBlock), x, w, bias, y);
+    return;
+  }
   // y = x * w^T (+ bias): the bias is written first and the GEMM accumulates.
   GemmParams gp;
   gp.m = m, gp.n = out, gp.k = in;

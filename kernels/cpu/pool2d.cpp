@@ -16,10 +16,31 @@
 
 #include "conv_common.h"
 #include "eltwise_isa.h"
+#include "maxpool_impl.h"
+#include "striate/isa.h"
 #include "striate/kernels_cpu.h"
 
 namespace striate::cpu {
+
+#ifdef STRIATE_HAVE_X86_ISA
+void max_pool2d_plane_avx2(const Pool2dParams& p, const float* x, float* y, float* buf);
+void max_pool2d_plane_avx512(const Pool2dParams& p, const float* x, float* y, float* buf);
+#endif
+
 namespace {
+
+using MaxPoolPlaneFn = void (*)(const Pool2dParams&, const float*, float*, float*);
+
+// The row-buffer plane kernel (maxpool_impl.h) of the selected ISA level.
+MaxPoolPlaneFn max_pool2d_plane_fn() {
+  switch (isa_selected()) {
+#ifdef STRIATE_HAVE_X86_ISA
+    case Isa::avx512: return max_pool2d_plane_avx512;
+    case Isa::avx2: return max_pool2d_plane_avx2;
+#endif
+    default: return max_pool2d_plane_k;
+  }
+}
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -90,13 +111,29 @@ inline void rect_add(float* gxp, int64_t w, int64_t r0, int64_t r1, int64_t q0,
 
 // ---- max pooling -------------------------------------------------------------
 
-// Tap-outer loops: for each output row, every valid tap updates a contiguous
+// Rows whose padded window reach fits the row buffer (every ordinary pool)
+// take the separable per-ISA plane kernel (maxpool_impl.h). Wider ones take
+// tap-outer loops: for each output row, every valid tap updates a contiguous
 // run of outputs (stride-1 access to y, stride_w access to x). The running
 // max starts at -inf; since the result value of the max rule does not depend
-// on the scan order (ties are equal, NaN wins), this gives exactly the value
+// on the scan order (ties are equal, NaN wins), both give exactly the value
 // of PyTorch's row-major scan, and -inf for windows entirely in the padding.
 void max_pool2d(const Pool2dParams& p, const float* x, float* y) {
   const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
+  if (maxpool_row_len(p) >= 0) {
+    const MaxPoolPlaneFn plane_fn = max_pool2d_plane_fn();
+#pragma omp parallel
+    {
+      float buf[kMaxPoolRowBuf + kMaxPoolSlack];
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t n = 0; n < p.n; ++n)
+        for (int64_t c = 0; c < p.c; ++c) {
+          const int64_t plane = n * p.c + c;
+          plane_fn(p, x + plane * hw_in, y + plane * hw_out, buf);
+        }
+    }
+    return;
+  }
   const Range tw = taps_in_reach(p.pad_w, p.dil_w, p.stride_w, p.w_in, p.w_out, p.kw);
 
 #pragma omp parallel for collapse(2) schedule(static)
