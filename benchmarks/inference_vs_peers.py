@@ -182,6 +182,10 @@ def build(name, batch, threads, workdir):
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ORT's pool busy-spins after each run by default, holding the cores the
+    # next engine in the round-robin needs (measured: the engine after ORT ran
+    # 1.3-1.8x slower). Engines take turns here, so no one spins.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
     smodel = models.MODELS[name](num_classes=1000, input_size=size)
@@ -223,9 +227,14 @@ def bench(name, batch, args, workdir):
         for fn in engines.values():
             fn(x)
     times = {label: [] for label in engines}
-    for _ in range(args.repeats):
-        for label, fn in engines.items():
-            times[label].append(timed(fn, x))
+    labels = list(engines)
+    for r in range(args.repeats):
+        # Rotate who goes first, and pause between engines so OpenMP workers
+        # of the previous one (torch's spin for a while after a parallel
+        # region) have gone to sleep: each engine gets both cores to itself.
+        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+            time.sleep(args.settle)
+            times[label].append(timed(engines[label], x))
     return {"network": name, "batch": batch, "errors": errors,
             "min_ms": {k: 1e3 * min(v) for k, v in times.items()},
             "median_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()}}
@@ -391,6 +400,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--settle", type=float, default=0.3,
+                    help="seconds of pause before each timed run (lets the previous engine's threads sleep)")
     ap.add_argument("--networks", default="resnet18:1,resnet18:16,vgg16:1,alexnet:16",
                     help="comma-separated NAME:BATCH, NAME in " + ", ".join(TORCH_NETS))
     ap.add_argument("--autotune", action="store_true", help="striate.set_autotune(True)")

@@ -72,16 +72,22 @@ runtime="${runtime:+$runtime:}$("$cxx" -print-file-name=libstdc++.so)"
 #   leaks in striate are checked by tools/valgrind_train.sh instead.
 # allocator_may_return_null=1: tests ask NumPy for absurd sizes and expect
 #   MemoryError; ASan and TSan would otherwise abort the process on the malloc.
-# halt_on_error / -fno-sanitize-recover=undefined (CMakeLists.txt): every
-#   finding kills the test process, so a finding cannot pass silently.
+# halt_on_error / -fno-sanitize-recover=all (CMakeLists.txt): every finding
+#   kills the test process, so a finding cannot pass silently.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-export TSAN_OPTIONS="halt_on_error=1:allocator_may_return_null=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
-# Tests that need more memory than the sanitizer's shadow leaves skip on this.
+export TSAN_OPTIONS="halt_on_error=1:allocator_may_return_null=1:second_deadlock_stack=1:suppressions=$repo/tools/tsan.supp${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+# Tests that need more memory than the sanitizer's shadow leaves, or that
+# measure resident memory (which the sanitizer's allocator inflates), skip on this.
 export STRIATE_SANITIZED=1
 # The thread build has no OpenMP (CMakeLists.txt: libgomp is not instrumented,
 # so TSan cannot see its barriers); it checks races between Python threads that
 # call striate at once: thread-local workspaces, global settings, caches.
+# PyTorch's races on libgomp threads are suppressed (tools/tsan.supp), and one
+# OpenMP thread keeps it from starting them at all where the tests allow.
+if [ "$tag" = tsan ]; then
+  export OMP_NUM_THREADS=1
+fi
 
 # Paths among the pytest arguments are made absolute before the cd below; with
 # none, the whole suite runs.
