@@ -213,3 +213,19 @@ DETERMINISM = textwrap.dedent("""
 def test_bitwise_identical_for_any_thread_count():
     digests = digests_per_thread_count(DETERMINISM)
     assert digests[0] and digests[0] == digests[1] == digests[2]
+
+
+def test_empty_cache_frees_the_transformed_filters_and_results_stay_right():
+    rng = np.random.default_rng(41)
+    x, w = rand(rng, 2, 16, 10, 10), rand(rng, 16, 16, 3, 3)
+    first = ops.conv2d(x, w, padding=1, algorithm="winograd_f4")
+    held = striate._C.conv2d_filter_cache_bytes()
+    # This layer's entry alone: raw weights (16*16*9) + F4 transform (36*16*16
+    # at least), in float32.
+    assert held >= (16 * 16 * 9 + 36 * 16 * 16) * 4
+    assert striate.empty_cache() == held
+    assert striate._C.conv2d_filter_cache_bytes() == 0
+    assert striate.empty_cache() == 0
+    again = ops.conv2d(x, w, padding=1, algorithm="winograd_f4")  # rebuilt
+    np.testing.assert_array_equal(again, first)
+    assert striate._C.conv2d_filter_cache_bytes() > 0

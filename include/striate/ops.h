@@ -46,6 +46,11 @@ struct Conv2dPlan {
 // Winograd applies (3x3, stride 1, dilation 1, groups 1).
 std::vector<Conv2dAlgorithm> conv2d_algorithms(const Conv2dParams& p);
 
+// The Winograd filter cache (transformed weights kept for inference): bytes
+// held now, and dropping every entry (returns the bytes it held).
+size_t conv2d_filter_cache_bytes();
+size_t conv2d_filter_cache_clear();
+
 Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
                        const Conv2dArgs& args);
 void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,

@@ -94,6 +94,15 @@ def autotune_cache_path():
     return _autotune.cache_path()
 
 
+def empty_cache():
+    """Free the transformed Winograd filters kept for inference (up to 64
+    layers / 512 MB, held until evicted even after their model is gone);
+    returns the bytes freed. They are rebuilt on the next call that needs
+    them. Like ``torch.cuda.empty_cache``, only worth calling to hand
+    memory back after a big model is done."""
+    return int(_C.conv2d_filter_cache_clear())
+
+
 def clear_autotune_cache():
     """Forget all autotuned choices, in memory and in the cache file."""
     _autotune.clear()
@@ -101,4 +110,4 @@ def clear_autotune_cache():
 
 __all__ = ["ops", "reference", "nn", "optim", "init", "data", "datasets", "models", "Input",
            "Model", "Sequential", "load", "manual_seed", "build_info", "set_num_threads", "get_num_threads",
-           "set_autotune", "get_autotune", "autotune_cache_path", "clear_autotune_cache", "__version__"]
+           "set_autotune", "get_autotune", "autotune_cache_path", "clear_autotune_cache", "empty_cache", "__version__"]

@@ -110,6 +110,11 @@ void bind_conv2d(py::module_& m) {
         return out;
       },
       "The algorithms that can run these arguments (after validation).");
+
+  m.def("conv2d_filter_cache_bytes", &ops::conv2d_filter_cache_bytes,
+        "Bytes held by the Winograd filter cache.");
+  m.def("conv2d_filter_cache_clear", &ops::conv2d_filter_cache_clear,
+        "Drop the Winograd filter cache; returns the bytes it held.");
 }
 
 }  // namespace striate::binding

@@ -165,6 +165,21 @@ int winograd_tile(Conv2dAlgorithm a) { return a == Conv2dAlgorithm::winograd_f2 
 
 }  // namespace
 
+size_t conv2d_filter_cache_bytes() {
+  std::lock_guard<std::mutex> lock(g_filter_mutex);
+  return g_filter_bytes;
+}
+
+size_t conv2d_filter_cache_clear() {
+  // Entries a kernel is still reading stay alive through its shared_ptr and
+  // go when it finishes; the cache just stops holding them.
+  std::lock_guard<std::mutex> lock(g_filter_mutex);
+  const size_t freed = g_filter_bytes;
+  g_filters.clear();
+  g_filter_bytes = 0;
+  return freed;
+}
+
 std::vector<Conv2dAlgorithm> conv2d_algorithms(const Conv2dParams& p) {
   std::vector<Conv2dAlgorithm> out = {Conv2dAlgorithm::direct, Conv2dAlgorithm::im2col};
   if (kWinogradImplemented && winograd_unsupported(p).empty()) {
