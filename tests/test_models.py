@@ -11,6 +11,7 @@ from striate.models.inception import INCEPTION
 from striate.nn.layers import LAYERS
 
 from helpers import assert_close, torch_or_skip
+from striate.bench.torch_models import randomize_bn, torch_alexnet, torch_resnet
 
 
 @pytest.mark.parametrize("fn, kwargs, count", [
@@ -95,97 +96,7 @@ def test_bad_arguments():
         models.resnet20(shortcut="C")
 
 
-# -- PyTorch equivalents, as torchvision defines them ---------------------------
-
-def _torch_resnet(torch, bottleneck, depths, num_classes, cifar_option=None, se=False):
-    tnn = torch.nn
-
-    class Block(tnn.Module):
-        def __init__(self, c_in, planes, stride):
-            super().__init__()
-            k = [1, 3, 1] if bottleneck else [3, 3]
-            outs = [planes, planes, planes * 4] if bottleneck else [planes, planes]
-            strides = [1, stride, 1] if bottleneck else [stride, 1]
-            c = c_in
-            for i, (kk, o, s) in enumerate(zip(k, outs, strides), start=1):
-                setattr(self, f"conv{i}", tnn.Conv2d(c, o, kk, s, kk // 2, bias=False))
-                setattr(self, f"bn{i}", tnn.BatchNorm2d(o))
-                c = o
-            self.n, self.c_out = len(k), c
-            if se:  # timm's SEModule: 1x1 convs with bias on the pooled map
-                self.se = tnn.Module()
-                self.se.fc1 = tnn.Conv2d(c, c // 16, 1)
-                self.se.fc2 = tnn.Conv2d(c // 16, c, 1)
-            self.downsample = None
-            self.option_a = None
-            if stride != 1 or c_in != c:
-                if cifar_option == "A":
-                    lo = (c - c_in) // 2
-                    self.option_a = lambda x: tnn.functional.pad(
-                        x[:, :, ::stride, ::stride], (0, 0, 0, 0, lo, c - c_in - lo))
-                else:
-                    self.downsample = tnn.Sequential(tnn.Conv2d(c_in, c, 1, stride, bias=False),
-                                                     tnn.BatchNorm2d(c))
-
-        def forward(self, x):
-            y = x
-            for i in range(1, self.n + 1):
-                y = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(y))
-                if i < self.n:
-                    y = torch.relu(y)
-            if se:
-                pooled = y.mean((2, 3), keepdim=True)
-                y = y * torch.sigmoid(self.se.fc2(torch.relu(self.se.fc1(pooled))))
-            s = x
-            if self.downsample is not None:
-                s = self.downsample(x)
-            elif self.option_a is not None:
-                s = self.option_a(x)
-            return torch.relu(y + s)
-
-    class Net(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            widths = (16, 32, 64) if cifar_option else (64, 128, 256, 512)
-            if cifar_option:
-                self.conv1 = tnn.Conv2d(3, 16, 3, 1, 1, bias=False)
-                self.bn1 = tnn.BatchNorm2d(16)
-            else:
-                self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
-                self.bn1 = tnn.BatchNorm2d(64)
-            c = widths[0]
-            for stage, (planes, n) in enumerate(zip(widths, depths), start=1):
-                blocks = []
-                for b in range(n):
-                    blocks.append(Block(c, planes, 2 if stage > 1 and b == 0 else 1))
-                    c = blocks[-1].c_out
-                setattr(self, f"layer{stage}", tnn.Sequential(*blocks))
-            self.stages = len(widths)
-            self.fc = tnn.Linear(c, num_classes)
-            self.cifar = bool(cifar_option)
-
-        def forward(self, x):
-            x = torch.relu(self.bn1(self.conv1(x)))
-            if not self.cifar:
-                x = tnn.functional.max_pool2d(x, 3, 2, 1)
-            for s in range(1, self.stages + 1):
-                x = getattr(self, f"layer{s}")(x)
-            return self.fc(torch.flatten(tnn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-    return Net()
-
-
-def _randomize_bn(torch, net):
-    # Non-trivial running statistics, so eval-mode batch norm is really tested.
-    g = torch.Generator().manual_seed(0)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            with torch.no_grad():
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-
+# -- PyTorch equivalents (striate.bench.torch_models), outputs compared -------
 
 @pytest.mark.parametrize("fn, bottleneck, depths, size, option", [
     ("resnet18", False, (2, 2, 2, 2), 64, None),
@@ -197,8 +108,8 @@ def _randomize_bn(torch, net):
 def test_resnet_matches_torch(fn, bottleneck, depths, size, option):
     torch = torch_or_skip()
     torch.manual_seed(0)
-    ref = _torch_resnet(torch, bottleneck, depths, 10, option, se=fn.startswith("se_")).eval()
-    _randomize_bn(torch, ref)
+    ref = torch_resnet(torch, bottleneck, depths, 10, option, se=fn.startswith("se_")).eval()
+    randomize_bn(torch, ref)
     kw = {"shortcut": option} if option else {}
     m = models.MODELS[fn](num_classes=10, input_size=size, **kw)
     assert list(m.state_dict()) == list(ref.state_dict())
@@ -216,8 +127,8 @@ def test_resnet20_backward_matches_torch():
     # entry by O(1) -- a property of the arithmetic, not of either backward.
     torch = torch_or_skip()
     torch.manual_seed(0)
-    ref = _torch_resnet(torch, False, (3, 3, 3), 10, "A").eval()
-    _randomize_bn(torch, ref)
+    ref = torch_resnet(torch, False, (3, 3, 3), 10, "A").eval()
+    randomize_bn(torch, ref)
     m = models.resnet20(num_classes=10, shortcut="A")
     m.load_state_dict(ref.state_dict())
     rng = np.random.default_rng(2)
@@ -249,27 +160,14 @@ def test_resnet20_trains_a_step():
 
 def test_alexnet_matches_torch():
     torch = torch_or_skip()
-    tnn = torch.nn
     torch.manual_seed(0)
-    lrn = lambda: tnn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)  # noqa: E731
-    features = tnn.Sequential(
-        tnn.Conv2d(3, 96, 11, 4), tnn.ReLU(), tnn.MaxPool2d(3, 2), lrn(),
-        tnn.Conv2d(96, 256, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(3, 2), lrn(),
-        tnn.Conv2d(256, 384, 3, padding=1), tnn.ReLU(),
-        tnn.Conv2d(384, 384, 3, padding=1), tnn.ReLU(),
-        tnn.Conv2d(384, 256, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(3, 2))
-    classifier = tnn.Sequential(
-        tnn.Dropout(0.5), tnn.Linear(9216, 4096), tnn.ReLU(),
-        tnn.Dropout(0.5), tnn.Linear(4096, 4096), tnn.ReLU(), tnn.Linear(4096, 10))
-    ref = tnn.Module()
-    ref.features, ref.classifier = features, classifier
-    ref.eval()
+    ref = torch_alexnet(torch, num_classes=10).eval()
     m = models.alexnet(num_classes=10)
     assert list(m.state_dict()) == list(ref.state_dict())
     m.load_state_dict(ref.state_dict())
     x = np.random.default_rng(3).standard_normal((2, 3, 227, 227)).astype(np.float32)
     with torch.no_grad():
-        expected = classifier(torch.flatten(features(torch.from_numpy(x)), 1)).double().numpy()
+        expected = ref(torch.from_numpy(x)).double().numpy()
     assert_close(m(x), expected, what="alexnet")
 
 
@@ -322,7 +220,7 @@ def test_googlenet_matches_torch(k5):
     torch.manual_seed(0)
     ref, ref_forward = _torch_googlenet(torch, k5)
     ref.eval()
-    _randomize_bn(torch, ref)
+    randomize_bn(torch, ref)
     m = models.googlenet(num_classes=10, input_size=64, branch3_kernel=k5)
     assert list(m.state_dict()) == list(ref.state_dict())
     m.load_state_dict(ref.state_dict())
