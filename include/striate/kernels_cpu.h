@@ -45,6 +45,21 @@ void conv2d_direct_backward_data(const Conv2dParams& p, const float* gy,
 void conv2d_direct_backward_weights(const Conv2dParams& p, const float* gy,
                                     const float* x, float* gw, float* gbias);
 
+// Stride-1, ungrouped direct convolution on padded-width flat planes with
+// register-blocked per-ISA inner loops (conv2d_direct_s1.h): what
+// conv2d_direct runs when conv2d_direct_s1_applies. Workspace in floats for
+// `threads` threads (backward: enough for both backward passes).
+bool conv2d_direct_s1_applies(const Conv2dParams& p);
+int64_t conv2d_direct_s1_workspace(const Conv2dParams& p, int threads, bool backward);
+void conv2d_direct_s1(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                      float* y, float* workspace, int threads);
+void conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, const float* w,
+                                    float* gx, float* workspace, int threads);
+// gw and gbias (may be null) are overwritten.
+void conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, const float* x,
+                                       float* gw, float* gbias, float* workspace, int threads);
+const char* conv2d_direct_s1_kernel_name();
+
 // im2col + GEMM. Workspace sizes are in floats.
 int64_t conv2d_im2col_workspace(const Conv2dParams& p);
 void conv2d_im2col(const Conv2dParams& p, const float* x, const float* w,

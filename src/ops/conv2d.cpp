@@ -10,6 +10,7 @@
 #include "striate/isa.h"
 #include "striate/kernels_cpu.h"
 #include "striate/ops.h"
+#include "striate/threads.h"
 
 namespace striate::ops {
 namespace {
@@ -275,6 +276,14 @@ Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
   if (plan.algorithm == Conv2dAlgorithm::im2col)
     checked_mul(checked_mul(p.c_in / p.groups * p.kh * p.kw, p.h_out, "conv2d workspace"),
                 p.w_out, "conv2d workspace");
+  if (plan.algorithm == Conv2dAlgorithm::direct && cpu::conv2d_direct_s1_applies(p)) {
+    // An upper bound on the stride-1 direct kernel's per-thread planes
+    // (padded input and output planes of the forward and the data gradient).
+    const int64_t rows = p.h_in + p.h_out + p.dil_h * p.kh + 1;
+    const int64_t cols = p.w_in + p.w_out + p.dil_w * p.kw + 1;
+    checked_mul(checked_mul(std::max(p.c_in, p.c_out) + 8, rows, "conv2d workspace"),
+                checked_mul(cols, 64, "conv2d workspace"), "conv2d workspace");
+  }
   return plan;
 }
 
@@ -298,6 +307,13 @@ void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,
       return;
     }
     default:
+      if (cpu::conv2d_direct_s1_applies(p)) {
+        const int threads = get_num_threads();
+        cpu::conv2d_direct_s1(p, x, w, bias, y,
+                              workspace_floats(cpu::conv2d_direct_s1_workspace(p, threads, false)),
+                              threads);
+        return;
+      }
       cpu::conv2d_direct(p, x, w, bias, y);
       return;
   }
@@ -329,6 +345,13 @@ void conv2d_backward(const Conv2dPlan& plan, const float* gy, const float* x,
       return;
     }
     default:
+      if (cpu::conv2d_direct_s1_applies(p)) {
+        const int threads = get_num_threads();
+        float* ws = workspace_floats(cpu::conv2d_direct_s1_workspace(p, threads, true));
+        cpu::conv2d_direct_s1_backward_data(p, gy, w, gx, ws, threads);
+        cpu::conv2d_direct_s1_backward_weights(p, gy, x, gw, gb, ws, threads);
+        return;
+      }
       cpu::conv2d_direct_backward_data(p, gy, w, gx);
       cpu::conv2d_direct_backward_weights(p, gy, x, gw, gb);
       return;

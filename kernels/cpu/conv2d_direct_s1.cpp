@@ -1,0 +1,316 @@
+// Stride-1 direct convolution driver (the flat formulation and register
+// blocks are described in conv2d_direct_s1.h): input padding, weight
+// packing, threading and the write-back of the valid columns. The backward
+// data pass is the same forward on gy with the rotated, channel-transposed
+// kernel; the weight gradient reduces over images in a fixed number of
+// chunks that depends on the shape only, so every result is bitwise
+// identical for any thread count.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "conv2d_direct_s1.h"
+#include "striate/isa.h"
+#include "striate/kernels_cpu.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace striate::cpu {
+namespace {
+
+// Portable level: 4-lane arrays the compiler maps onto SSE2 (separate
+// multiply and add, no FMA at this level).
+struct VBase {
+  struct reg {
+    float v[4];
+  };
+  static constexpr int L = 4;
+  static reg zero() { return reg{{0.0f, 0.0f, 0.0f, 0.0f}}; }
+  static reg load(const float* p) {
+    reg r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  static reg bcast(const float* p) { return reg{{*p, *p, *p, *p}}; }
+  static reg fma(reg a, reg b, reg c) {
+    for (int l = 0; l < 4; ++l) c.v[l] += a.v[l] * b.v[l];
+    return c;
+  }
+  static void store(float* p, reg r) { std::memcpy(p, r.v, sizeof r.v); }
+  static float sum(reg a) { return (a.v[0] + a.v[2]) + (a.v[1] + a.v[3]); }
+};
+
+const DirectS1Impl& impl() {
+  switch (isa_selected()) {
+#ifdef STRIATE_HAVE_X86_ISA
+    // No AVX-512 variant yet: the AVX2 blocks run there (the 4 x 24 block
+    // is sized for 16 registers; a 16-lane one is future work).
+    case Isa::avx512:
+    case Isa::avx2: return direct_s1_avx2_impl;
+#endif
+    default: return direct_s1_baseline_impl;
+  }
+}
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+struct Geom {
+  int64_t wp, hp;   // padded plane: hp rows of wp
+  int64_t len;      // flat outputs computed per plane (h_out*wp, whole strips)
+  int64_t plane;    // floats per padded input plane (len + the largest tap offset)
+  int64_t taps, blocks;
+};
+
+Geom geom(const Conv2dParams& p) {
+  Geom g;
+  g.wp = p.w_out + (p.kw - 1) * p.dil_w;
+  g.hp = p.h_out + (p.kh - 1) * p.dil_h;
+  g.len = round_up(p.h_out * g.wp, kDirectStrip);
+  g.plane = g.len + (p.kh - 1) * p.dil_h * g.wp + (p.kw - 1) * p.dil_w;
+  g.taps = p.kh * p.kw;
+  g.blocks = (p.c_out + kDirectOB - 1) / kDirectOB;
+  return g;
+}
+
+std::vector<int64_t> tap_offsets(const Conv2dParams& p, const Geom& g) {
+  std::vector<int64_t> off(static_cast<size_t>(g.taps));
+  for (int64_t i = 0; i < p.kh; ++i)
+    for (int64_t j = 0; j < p.kw; ++j) off[i * p.kw + j] = i * p.dil_h * g.wp + j * p.dil_w;
+  return off;
+}
+
+// x_pad[c][r][s] = x[c][r - pad_top][s - pad_left] inside x, 0 elsewhere;
+// negative pads crop (the backward-data convolution has pad k-1-pad).
+void pad_planes(const Conv2dParams& p, const Geom& g, const float* x, float* dst) {
+  const int64_t lo = std::clamp<int64_t>(p.pad_left, 0, g.wp);
+  const int64_t hi = std::clamp<int64_t>(p.pad_left + p.w_in, lo, g.wp);
+  for (int64_t c = 0; c < p.c_in; ++c) {
+    float* d = dst + c * g.plane;
+    const float* s = x + c * p.h_in * p.w_in;
+    for (int64_t r = 0; r < g.hp; ++r) {
+      float* row = d + r * g.wp;
+      const int64_t sr = r - p.pad_top;
+      if (sr < 0 || sr >= p.h_in || hi <= lo) {
+        std::fill(row, row + g.wp, 0.0f);
+        continue;
+      }
+      std::fill(row, row + lo, 0.0f);
+      std::memcpy(row + lo, s + sr * p.w_in + (lo - p.pad_left),
+                  static_cast<size_t>(hi - lo) * sizeof(float));
+      std::fill(row + hi, row + g.wp, 0.0f);
+    }
+    std::fill(d + g.hp * g.wp, d + g.plane, 0.0f);
+  }
+}
+
+int64_t fwd_thread_floats(const Conv2dParams& p, const Geom& g) {
+  return p.c_in * g.plane + kDirectOB * g.len;
+}
+
+// y = conv(x, packed weights) + bias (relu per p) for the stride-1 params p.
+// wpk[((b*c_in + c)*taps + tap)*OB + ob] holds output channel b*OB + ob
+// (zeros past c_out).
+void run_forward(const Conv2dParams& p, const float* x, const float* wpk, const float* bias,
+                 float* y, float* ws, int threads) {
+  const Geom g = geom(p);
+  const DirectS1Impl& k = impl();
+  const std::vector<int64_t> off = tap_offsets(p, g);
+  const int64_t per_thread = fwd_thread_floats(p, g);
+  const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
+  // Images are the parallel axis (each thread pads an image once for all its
+  // channel blocks); a batch smaller than the threads also splits blocks.
+  const int64_t parts =
+      p.n >= 2 * threads ? 1 : std::min<int64_t>(g.blocks, (2 * threads + p.n - 1) / std::max<int64_t>(p.n, 1));
+  const int64_t tasks = p.n * parts;
+#pragma omp parallel num_threads(threads)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float* xpad = ws + tid * per_thread;
+    float* out = xpad + p.c_in * g.plane;
+    int64_t padded = -1;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t n = task / parts, part = task % parts;
+      if (n != padded) {
+        pad_planes(p, g, x + n * p.c_in * hw_in, xpad);
+        padded = n;
+      }
+      const int64_t b0 = part * g.blocks / parts, b1 = (part + 1) * g.blocks / parts;
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* wb = wpk + b * p.c_in * g.taps * kDirectOB;
+        for (int64_t t0 = 0; t0 < g.len; t0 += kDirectStrip)
+          k.fwd_strip(p.c_in, g.taps, off.data(), xpad + t0, g.plane, wb, out + t0, g.len);
+        const int64_t nob = std::min(kDirectOB, p.c_out - b * kDirectOB);
+        for (int64_t ob = 0; ob < nob; ++ob) {
+          const int64_t oc = b * kDirectOB + ob;
+          const float bv = bias ? bias[oc] : 0.0f;
+          float* yo = y + (n * p.c_out + oc) * hw_out;
+          for (int64_t i = 0; i < p.h_out; ++i) {
+            const float* src = out + ob * g.len + i * g.wp;
+            float* dst = yo + i * p.w_out;
+            if (p.relu) {
+              // `v < 0 ? 0 : v` keeps NaN, as torch's relu (conv_common.h).
+              for (int64_t j = 0; j < p.w_out; ++j) {
+                const float v = src[j] + bv;
+                dst[j] = v < 0.0f ? 0.0f : v;
+              }
+            } else {
+              for (int64_t j = 0; j < p.w_out; ++j) dst[j] = src[j] + bv;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+int64_t packed_floats(int64_t c_out, int64_t c_in, int64_t taps) {
+  return round_up(c_out, kDirectOB) * c_in * taps;
+}
+
+// The data gradient of a stride-1 convolution as a forward convolution of gy:
+// channels swapped, the kernel rotated by 180 degrees, pads (k-1)*d - pad.
+// The weight gradient sums images in this many fixed ranges, each into its
+// own double partial of gw: at most 16, fewer where 16 partials of a large
+// layer's gw would pass 16M doubles. A function of the shape only, so the
+// summation order does not depend on the thread count.
+int64_t wgrad_chunks(const Conv2dParams& p) {
+  const int64_t gw_size = p.c_out * p.c_in * p.kh * p.kw;
+  return std::min<int64_t>({p.n, 16, std::max<int64_t>(1, (int64_t{1} << 24) / gw_size)});
+}
+
+Conv2dParams transposed(const Conv2dParams& p) {
+  Conv2dParams q = p;
+  q.c_in = p.c_out, q.c_out = p.c_in;
+  q.h_in = p.h_out, q.w_in = p.w_out;
+  q.h_out = p.h_in, q.w_out = p.w_in;
+  q.pad_top = (p.kh - 1) * p.dil_h - p.pad_top;
+  q.pad_left = (p.kw - 1) * p.dil_w - p.pad_left;
+  q.relu = false;
+  return q;
+}
+
+}  // namespace
+
+const DirectS1Impl direct_s1_baseline_impl = {"direct_s1_4x24_baseline",
+                                              direct_s1_fwd_strip<VBase>,
+                                              direct_s1_wgrad_pass<VBase>};
+
+bool conv2d_direct_s1_applies(const Conv2dParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.groups == 1;
+}
+
+const char* conv2d_direct_s1_kernel_name() { return impl().name; }
+
+int64_t conv2d_direct_s1_workspace(const Conv2dParams& p, int threads, bool backward) {
+  const Geom g = geom(p);
+  int64_t fwd = packed_floats(p.c_out, p.c_in, g.taps) + threads * fwd_thread_floats(p, g);
+  if (!backward) return fwd;
+  const Conv2dParams q = transposed(p);
+  const Geom gq = geom(q);
+  const int64_t data = packed_floats(q.c_out, q.c_in, gq.taps) + threads * fwd_thread_floats(q, gq);
+  // weights: per-chunk double partials + per-thread padded x and flat gy.
+  const int64_t chunks = wgrad_chunks(p);
+  const int64_t weights = 2 * chunks * p.c_out * p.c_in * g.taps +
+                          threads * (p.c_in * g.plane + kDirectOB * g.len);
+  return std::max({fwd, data, weights});
+}
+
+void conv2d_direct_s1(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                      float* y, float* ws, int threads) {
+  const int64_t taps = p.kh * p.kw;
+  float* wpk = ws;
+  const int64_t packed = packed_floats(p.c_out, p.c_in, taps);
+  std::fill(wpk, wpk + packed, 0.0f);
+  for (int64_t o = 0; o < p.c_out; ++o)
+    for (int64_t c = 0; c < p.c_in; ++c)
+      for (int64_t t = 0; t < taps; ++t)
+        wpk[(((o / kDirectOB) * p.c_in + c) * taps + t) * kDirectOB + o % kDirectOB] =
+            w[(o * p.c_in + c) * taps + t];
+  run_forward(p, x, wpk, bias, y, ws + packed, threads);
+}
+
+void conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, const float* w,
+                                    float* gx, float* ws, int threads) {
+  const Conv2dParams q = transposed(p);
+  const int64_t taps = p.kh * p.kw;
+  float* wpk = ws;
+  const int64_t packed = packed_floats(q.c_out, q.c_in, taps);
+  std::fill(wpk, wpk + packed, 0.0f);
+  // q's output channel c (= p's input channel), input channel o, tap t reads
+  // w[o, c, taps-1-t] (the 180-degree rotation).
+  for (int64_t c = 0; c < q.c_out; ++c)
+    for (int64_t o = 0; o < q.c_in; ++o)
+      for (int64_t t = 0; t < taps; ++t)
+        wpk[(((c / kDirectOB) * q.c_in + o) * taps + t) * kDirectOB + c % kDirectOB] =
+            w[(o * p.c_in + c) * taps + (taps - 1 - t)];
+  run_forward(q, gy, wpk, nullptr, gx, ws + packed, threads);
+}
+
+void conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, const float* x,
+                                       float* gw, float* gbias, float* ws, int threads) {
+  const Geom g = geom(p);
+  const DirectS1Impl& k = impl();
+  const std::vector<int64_t> off = tap_offsets(p, g);
+  const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
+  const int64_t gw_size = p.c_out * p.c_in * g.taps;
+  // Images are summed in fixed ranges, each into its own double partial;
+  // the partials are then added in chunk order.
+  const int64_t chunks = wgrad_chunks(p);
+  double* partial = reinterpret_cast<double*>(ws);
+  float* thread_ws = ws + 2 * chunks * gw_size;
+  const int64_t per_thread = p.c_in * g.plane + kDirectOB * g.len;
+#pragma omp parallel num_threads(threads)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float* xpad = thread_ws + tid * per_thread;
+    float* gflat = xpad + p.c_in * g.plane;
+    float s[kDirectOB * kDirectTapBlock];
+#pragma omp for schedule(static)
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      double* part = partial + ch * gw_size;
+      std::fill(part, part + gw_size, 0.0);
+      for (int64_t n = ch * p.n / chunks; n < (ch + 1) * p.n / chunks; ++n) {
+        pad_planes(p, g, x + n * p.c_in * hw_in, xpad);
+        for (int64_t b = 0; b < g.blocks; ++b) {
+          const int64_t nob = std::min(kDirectOB, p.c_out - b * kDirectOB);
+          // gy rows on the padded-width grid, zeros in the dropped columns,
+          // past the last row and in the rows of missing channels.
+          std::fill(gflat, gflat + kDirectOB * g.len, 0.0f);
+          for (int64_t ob = 0; ob < nob; ++ob) {
+            const float* src = gy + (n * p.c_out + b * kDirectOB + ob) * hw_out;
+            for (int64_t i = 0; i < p.h_out; ++i)
+              std::memcpy(gflat + ob * g.len + i * g.wp, src + i * p.w_out,
+                          static_cast<size_t>(p.w_out) * sizeof(float));
+          }
+          for (int64_t c = 0; c < p.c_in; ++c)
+            for (int64_t t0 = 0; t0 < g.taps; t0 += kDirectTapBlock) {
+              const int nt = static_cast<int>(std::min<int64_t>(kDirectTapBlock, g.taps - t0));
+              k.wgrad_pass(g.len, gflat, g.len, xpad + c * g.plane, off.data() + t0, nt, s);
+              for (int64_t ob = 0; ob < nob; ++ob)
+                for (int j = 0; j < nt; ++j)
+                  part[((b * kDirectOB + ob) * p.c_in + c) * g.taps + t0 + j] +=
+                      s[ob * kDirectTapBlock + j];
+            }
+        }
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < gw_size; ++e) {
+      double acc = 0.0;
+      for (int64_t ch = 0; ch < chunks; ++ch) acc += partial[ch * gw_size + e];
+      gw[e] = static_cast<float>(acc);
+    }
+  }
+  if (gbias) conv2d_bias_backward(p, gy, gbias);
+}
+
+}  // namespace striate::cpu
