@@ -80,16 +80,27 @@ def test_direct_and_im2col_agree_on_large_layer():
 
 def test_auto_algorithm_choice():
     from striate import _C
+    # src/ops/conv2d.cpp auto_algorithm / prefer_direct_s1: on AVX2 the
+    # stride-1 direct kernel takes 3x3 layers up to 64 channels; the AVX-512
+    # level (whose Winograd and GEMM are twice as wide) only up to 32.
     x = np.zeros((1, 64, 8, 8), np.float32)
-    simd = _C.isa_selected() != "baseline"
-    assert ops.conv2d_algorithm(x, np.zeros((64, 64, 3, 3), np.float32), padding=1) == (
-        "winograd_f2" if simd else "im2col")
-    assert ops.conv2d_algorithm(x, np.zeros((64, 64, 3, 3), np.float32), stride=2) == (
-        "im2col" if simd else "direct")
+    isa = _C.isa_selected()
+    simd = isa != "baseline"
+    w64 = np.zeros((64, 64, 3, 3), np.float32)
+    assert ops.conv2d_algorithm(x, w64, padding=1) == {
+        "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f2"}[isa]
+    assert ops.conv2d_algorithm(x, w64, padding=1, backward=True) == {
+        "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f2"}[isa]
+    assert ops.conv2d_algorithm(x, w64, stride=2) == ("im2col" if simd else "direct")
     assert ops.conv2d_algorithm(x, np.zeros((64, 1, 3, 3), np.float32), groups=64) == "direct"
     x1, w1 = np.zeros((1, 1, 32, 32), np.float32), np.zeros((6, 1, 5, 5), np.float32)
-    expected = "direct" if _C.isa_selected() == "baseline" else "im2col"
-    assert ops.conv2d_algorithm(x1, w1) == expected
+    assert ops.conv2d_algorithm(x1, w1) == "direct"
+    x2 = np.zeros((1, 512, 14, 14), np.float32)
+    w512 = np.zeros((512, 512, 3, 3), np.float32)
+    # the big-channel small-plane layers keep Winograd, forward and backward
+    if simd:
+        assert ops.conv2d_algorithm(x2, w512, padding=1) == "winograd_f2"
+        assert ops.conv2d_algorithm(x2, w512, padding=1, backward=True) == "winograd_f2"
 
 
 def test_conversion_of_float64_and_noncontiguous_input():

@@ -128,9 +128,16 @@ def test_tile_choice():
     assert pick(512, 512, 28, 28) == "winograd_f2"
     assert pick(512, 512, 56, 56) == "winograd_f4"
     assert pick(256, 512, 28, 28) == "winograd_f4"
-    if striate.build_info()["isa_selected"] != "baseline":
+    isa = striate.build_info()["isa_selected"]
+    if isa == "avx512":
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
         assert pick(256, 256, 14, 14, "auto") == "winograd_f2"
+    elif isa == "avx2":
+        # the stride-1 direct kernel takes these (src/ops/conv2d.cpp prefer_direct_s1)
+        assert pick(64, 64, 56, 56, "auto") == "direct"
+        assert pick(256, 256, 14, 14, "auto") == "direct"
+        assert pick(256, 256, 56, 56, "auto") == "winograd_f4"
+        assert pick(512, 512, 14, 14, "auto") == "winograd_f2"
     assert pick(8, 64, 56, 56, "auto") not in ("winograd_f2", "winograd_f4")
 
 

@@ -48,15 +48,17 @@ void conv2d_direct_backward_weights(const Conv2dParams& p, const float* gy,
 // Stride-1, ungrouped direct convolution on padded-width flat planes with
 // register-blocked per-ISA inner loops (conv2d_direct_s1.h): what
 // conv2d_direct runs when conv2d_direct_s1_applies. Workspace in floats for
-// `threads` threads (backward: enough for both backward passes).
+// `threads` threads (backward: enough for both backward passes). Each entry
+// returns false, its outputs unspecified, when an input holds Inf or NaN:
+// the caller then runs conv2d_direct, whose NaN/Inf pattern is torch's.
 bool conv2d_direct_s1_applies(const Conv2dParams& p);
 int64_t conv2d_direct_s1_workspace(const Conv2dParams& p, int threads, bool backward);
-void conv2d_direct_s1(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+bool conv2d_direct_s1(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                       float* y, float* workspace, int threads);
-void conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, const float* w,
+bool conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, const float* w,
                                     float* gx, float* workspace, int threads);
 // gw and gbias (may be null) are overwritten.
-void conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, const float* x,
+bool conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, const float* x,
                                        float* gw, float* gbias, float* workspace, int threads);
 const char* conv2d_direct_s1_kernel_name();
 

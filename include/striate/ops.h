@@ -32,6 +32,9 @@ struct Conv2dArgs {
   int64_t groups = 1;
   std::string algorithm = "auto";  // auto|direct|im2col|winograd|winograd_f2|winograd_f4
   std::string activation = "none";  // none|relu: fused forward epilogue
+  // The plan is for conv2d_backward: "auto" then picks for the backward
+  // passes, whose best algorithm can differ from the forward's.
+  bool backward = false;
 };
 
 struct Conv2dPlan {

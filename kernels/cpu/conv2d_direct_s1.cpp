@@ -5,6 +5,14 @@
 // kernel; the weight gradient reduces over images in a fixed number of
 // chunks that depends on the shape only, so every result is bitwise
 // identical for any thread count.
+//
+// Non-finite inputs. The flat planes multiply zeros (padding, dropped
+// columns) that torch's kernels never touch, so an Inf would turn them into
+// NaNs where torch has none. Every entry point therefore probes its inputs
+// while copying them (copy_probe) and returns false when one is non-finite;
+// the op layer then runs the exact strided kernel (conv2d_direct.cpp), which
+// visits only real taps. Finite data -- the normal case -- pays one FMA per
+// copied vector.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -81,9 +89,38 @@ std::vector<int64_t> tap_offsets(const Conv2dParams& p, const Geom& g) {
   return off;
 }
 
+// Copies n floats and returns the largest |value| as bits: Inf and NaN are
+// exactly the bit patterns >= kNonFinite. An integer max reduction (unlike a
+// float sum) vectorizes without reassociating anything, so the probe costs
+// about one instruction per vector of a copy the kernel makes anyway.
+constexpr uint32_t kNonFinite = 0x7f800000u;
+
+uint32_t copy_probe(const float* src, float* dst, int64_t n) {
+  uint32_t top = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, src + i, sizeof u);
+    dst[i] = src[i];
+    top = std::max(top, u & 0x7fffffffu);
+  }
+  return top;
+}
+
+bool all_finite(const float* v, int64_t n) {
+  uint32_t top = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, v + i, sizeof u);
+    top = std::max(top, u & 0x7fffffffu);
+  }
+  return top < kNonFinite;
+}
+
 // x_pad[c][r][s] = x[c][r - pad_top][s - pad_left] inside x, 0 elsewhere;
 // negative pads crop (the backward-data convolution has pad k-1-pad).
-void pad_planes(const Conv2dParams& p, const Geom& g, const float* x, float* dst) {
+// Returns the copy's probe (>= kNonFinite when x holds Inf or NaN).
+uint32_t pad_planes(const Conv2dParams& p, const Geom& g, const float* x, float* dst) {
+  uint32_t probe = 0;
   const int64_t lo = std::clamp<int64_t>(p.pad_left, 0, g.wp);
   const int64_t hi = std::clamp<int64_t>(p.pad_left + p.w_in, lo, g.wp);
   for (int64_t c = 0; c < p.c_in; ++c) {
@@ -97,12 +134,12 @@ void pad_planes(const Conv2dParams& p, const Geom& g, const float* x, float* dst
         continue;
       }
       std::fill(row, row + lo, 0.0f);
-      std::memcpy(row + lo, s + sr * p.w_in + (lo - p.pad_left),
-                  static_cast<size_t>(hi - lo) * sizeof(float));
+      probe = std::max(probe, copy_probe(s + sr * p.w_in + (lo - p.pad_left), row + lo, hi - lo));
       std::fill(row + hi, row + g.wp, 0.0f);
     }
     std::fill(d + g.hp * g.wp, d + g.plane, 0.0f);
   }
+  return probe;
 }
 
 int64_t fwd_thread_floats(const Conv2dParams& p, const Geom& g) {
@@ -111,8 +148,8 @@ int64_t fwd_thread_floats(const Conv2dParams& p, const Geom& g) {
 
 // y = conv(x, packed weights) + bias (relu per p) for the stride-1 params p.
 // wpk[((b*c_in + c)*taps + tap)*OB + ob] holds output channel b*OB + ob
-// (zeros past c_out).
-void run_forward(const Conv2dParams& p, const float* x, const float* wpk, const float* bias,
+// (zeros past c_out). False when x holds a non-finite value.
+bool run_forward(const Conv2dParams& p, const float* x, const float* wpk, const float* bias,
                  float* y, float* ws, int threads) {
   const Geom g = geom(p);
   const DirectS1Impl& k = impl();
@@ -124,7 +161,8 @@ void run_forward(const Conv2dParams& p, const float* x, const float* wpk, const 
   const int64_t parts =
       p.n >= 2 * threads ? 1 : std::min<int64_t>(g.blocks, (2 * threads + p.n - 1) / std::max<int64_t>(p.n, 1));
   const int64_t tasks = p.n * parts;
-#pragma omp parallel num_threads(threads)
+  bool finite = true;
+#pragma omp parallel num_threads(threads) reduction(&& : finite)
   {
     int tid = 0;
 #ifdef _OPENMP
@@ -137,7 +175,7 @@ void run_forward(const Conv2dParams& p, const float* x, const float* wpk, const 
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t n = task / parts, part = task % parts;
       if (n != padded) {
-        pad_planes(p, g, x + n * p.c_in * hw_in, xpad);
+        finite = pad_planes(p, g, x + n * p.c_in * hw_in, xpad) < kNonFinite && finite;
         padded = n;
       }
       const int64_t b0 = part * g.blocks / parts, b1 = (part + 1) * g.blocks / parts;
@@ -167,6 +205,7 @@ void run_forward(const Conv2dParams& p, const float* x, const float* wpk, const 
       }
     }
   }
+  return finite;
 }
 
 int64_t packed_floats(int64_t c_out, int64_t c_in, int64_t taps) {
@@ -179,6 +218,11 @@ int64_t packed_floats(int64_t c_out, int64_t c_in, int64_t taps) {
 // own double partial of gw: at most 16, fewer where 16 partials of a large
 // layer's gw would pass 16M doubles. A function of the shape only, so the
 // summation order does not depend on the thread count.
+// Images per weight-gradient register pass: enough for ~768 flat outputs
+// (an 8x8 plane is 96 of them), so the 12 horizontal sums and partial
+// updates per pass stay small next to its FMAs.
+int64_t wgrad_group(const Geom& g) { return std::clamp<int64_t>(768 / g.len, 1, 8); }
+
 int64_t wgrad_chunks(const Conv2dParams& p) {
   const int64_t gw_size = p.c_out * p.c_in * p.kh * p.kw;
   return std::min<int64_t>({p.n, 16, std::max<int64_t>(1, (int64_t{1} << 24) / gw_size)});
@@ -202,7 +246,14 @@ const DirectS1Impl direct_s1_baseline_impl = {"direct_s1_4x24_baseline",
                                               direct_s1_wgrad_pass<VBase>};
 
 bool conv2d_direct_s1_applies(const Conv2dParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1 && p.groups == 1;
+  if (p.stride_h != 1 || p.stride_w != 1 || p.groups != 1) return false;
+  // The padded planes must stay of the order of the input and output planes
+  // (a 2^40 dilation with 'same' padding is a valid 1x1 convolution, whose
+  // padded plane would not fit in memory).
+  const int64_t hp = p.h_out + (p.kh - 1) * p.dil_h, wp = p.w_out + (p.kw - 1) * p.dil_w;
+  const int64_t limit = 4 * (std::max(p.h_in, p.h_out) + 8);
+  const int64_t limit_w = 4 * (std::max(p.w_in, p.w_out) + 8);
+  return hp <= limit && wp <= limit_w;
 }
 
 const char* conv2d_direct_s1_kernel_name() { return impl().name; }
@@ -217,13 +268,14 @@ int64_t conv2d_direct_s1_workspace(const Conv2dParams& p, int threads, bool back
   // weights: per-chunk double partials + per-thread padded x and flat gy.
   const int64_t chunks = wgrad_chunks(p);
   const int64_t weights = 2 * chunks * p.c_out * p.c_in * g.taps +
-                          threads * (p.c_in * g.plane + kDirectOB * g.len);
+                          threads * wgrad_group(g) * (p.c_in * g.plane + kDirectOB * g.len);
   return std::max({fwd, data, weights});
 }
 
-void conv2d_direct_s1(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+bool conv2d_direct_s1(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                       float* y, float* ws, int threads) {
   const int64_t taps = p.kh * p.kw;
+  if (!all_finite(w, p.c_out * p.c_in * taps)) return false;
   float* wpk = ws;
   const int64_t packed = packed_floats(p.c_out, p.c_in, taps);
   std::fill(wpk, wpk + packed, 0.0f);
@@ -232,13 +284,14 @@ void conv2d_direct_s1(const Conv2dParams& p, const float* x, const float* w, con
       for (int64_t t = 0; t < taps; ++t)
         wpk[(((o / kDirectOB) * p.c_in + c) * taps + t) * kDirectOB + o % kDirectOB] =
             w[(o * p.c_in + c) * taps + t];
-  run_forward(p, x, wpk, bias, y, ws + packed, threads);
+  return run_forward(p, x, wpk, bias, y, ws + packed, threads);
 }
 
-void conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, const float* w,
+bool conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, const float* w,
                                     float* gx, float* ws, int threads) {
   const Conv2dParams q = transposed(p);
   const int64_t taps = p.kh * p.kw;
+  if (!all_finite(w, p.c_out * p.c_in * taps)) return false;
   float* wpk = ws;
   const int64_t packed = packed_floats(q.c_out, q.c_in, taps);
   std::fill(wpk, wpk + packed, 0.0f);
@@ -249,10 +302,10 @@ void conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, cons
       for (int64_t t = 0; t < taps; ++t)
         wpk[(((c / kDirectOB) * q.c_in + o) * taps + t) * kDirectOB + c % kDirectOB] =
             w[(o * p.c_in + c) * taps + (taps - 1 - t)];
-  run_forward(q, gy, wpk, nullptr, gx, ws + packed, threads);
+  return run_forward(q, gy, wpk, nullptr, gx, ws + packed, threads);
 }
 
-void conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, const float* x,
+bool conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, const float* x,
                                        float* gw, float* gbias, float* ws, int threads) {
   const Geom g = geom(p);
   const DirectS1Impl& k = impl();
@@ -264,37 +317,45 @@ void conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, c
   const int64_t chunks = wgrad_chunks(p);
   double* partial = reinterpret_cast<double*>(ws);
   float* thread_ws = ws + 2 * chunks * gw_size;
-  const int64_t per_thread = p.c_in * g.plane + kDirectOB * g.len;
-#pragma omp parallel num_threads(threads)
+  const int64_t group = wgrad_group(g);
+  const int64_t xs = p.c_in * g.plane, gs = kDirectOB * g.len;  // per-image strides
+  const int64_t per_thread = group * (xs + gs);
+  uint32_t probe = 0;
+#pragma omp parallel num_threads(threads) reduction(max : probe)
   {
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
     float* xpad = thread_ws + tid * per_thread;
-    float* gflat = xpad + p.c_in * g.plane;
+    float* gflat = xpad + group * xs;
     float s[kDirectOB * kDirectTapBlock];
 #pragma omp for schedule(static)
     for (int64_t ch = 0; ch < chunks; ++ch) {
       double* part = partial + ch * gw_size;
       std::fill(part, part + gw_size, 0.0);
-      for (int64_t n = ch * p.n / chunks; n < (ch + 1) * p.n / chunks; ++n) {
-        pad_planes(p, g, x + n * p.c_in * hw_in, xpad);
+      const int64_t n_end = (ch + 1) * p.n / chunks;
+      for (int64_t n0 = ch * p.n / chunks; n0 < n_end; n0 += group) {
+        const int64_t cnt = std::min(group, n_end - n0);
+        for (int64_t i = 0; i < cnt; ++i)
+          probe = std::max(probe, pad_planes(p, g, x + (n0 + i) * p.c_in * hw_in, xpad + i * xs));
         for (int64_t b = 0; b < g.blocks; ++b) {
           const int64_t nob = std::min(kDirectOB, p.c_out - b * kDirectOB);
           // gy rows on the padded-width grid, zeros in the dropped columns,
           // past the last row and in the rows of missing channels.
-          std::fill(gflat, gflat + kDirectOB * g.len, 0.0f);
-          for (int64_t ob = 0; ob < nob; ++ob) {
-            const float* src = gy + (n * p.c_out + b * kDirectOB + ob) * hw_out;
-            for (int64_t i = 0; i < p.h_out; ++i)
-              std::memcpy(gflat + ob * g.len + i * g.wp, src + i * p.w_out,
-                          static_cast<size_t>(p.w_out) * sizeof(float));
-          }
+          std::fill(gflat, gflat + cnt * gs, 0.0f);
+          for (int64_t i = 0; i < cnt; ++i)
+            for (int64_t ob = 0; ob < nob; ++ob) {
+              const float* src = gy + ((n0 + i) * p.c_out + b * kDirectOB + ob) * hw_out;
+              for (int64_t r = 0; r < p.h_out; ++r)
+                probe = std::max(probe, copy_probe(src + r * p.w_out,
+                                                   gflat + i * gs + ob * g.len + r * g.wp, p.w_out));
+            }
           for (int64_t c = 0; c < p.c_in; ++c)
             for (int64_t t0 = 0; t0 < g.taps; t0 += kDirectTapBlock) {
               const int nt = static_cast<int>(std::min<int64_t>(kDirectTapBlock, g.taps - t0));
-              k.wgrad_pass(g.len, gflat, g.len, xpad + c * g.plane, off.data() + t0, nt, s);
+              k.wgrad_pass(cnt, g.len, gflat, gs, g.len, xpad + c * g.plane, xs,
+                           off.data() + t0, nt, s);
               for (int64_t ob = 0; ob < nob; ++ob)
                 for (int j = 0; j < nt; ++j)
                   part[((b * kDirectOB + ob) * p.c_in + c) * g.taps + t0 + j] +=
@@ -310,7 +371,9 @@ void conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, c
       gw[e] = static_cast<float>(acc);
     }
   }
+  if (probe >= kNonFinite) return false;
   if (gbias) conv2d_bias_backward(p, gy, gbias);
+  return true;
 }
 
 }  // namespace striate::cpu

@@ -34,10 +34,12 @@ struct DirectS1Impl {
   // for ob < OB, s < kDirectStrip (x points at the strip's first output).
   void (*fwd_strip)(int64_t c_in, int64_t taps, const int64_t* off, const float* x,
                     int64_t plane, const float* w, float* out, int64_t ld);
-  // s[ob*kDirectTapBlock + k] = sum_{t < len} g[ob*ld + t] * x[off[k] + t] for
-  // ob < OB, k < ntap (1..3); len is a multiple of kDirectStrip.
-  void (*wgrad_pass)(int64_t len, const float* g, int64_t ld, const float* x,
-                     const int64_t* off, int ntap, float* s);
+  // s[ob*kDirectTapBlock + k] = sum_{i < count} sum_{t < len} g[i*gs + ob*ld + t] *
+  // x[i*xs + off[k] + t] for ob < OB, k < ntap (1..3): `count` images in one
+  // register pass (small planes would otherwise spend their time in the
+  // horizontal sums); len is a multiple of kDirectStrip.
+  void (*wgrad_pass)(int64_t count, int64_t len, const float* g, int64_t gs, int64_t ld,
+                     const float* x, int64_t xs, const int64_t* off, int ntap, float* s);
 };
 
 extern const DirectS1Impl direct_s1_baseline_impl;
@@ -80,21 +82,24 @@ void direct_s1_fwd_strip(int64_t c_in, int64_t taps, const int64_t* off, const f
 }
 
 template <class V, int NT>
-void direct_s1_wgrad_pass_n(int64_t len, const float* g, int64_t ld, const float* x,
-                            const int64_t* off, float* s) {
+void direct_s1_wgrad_pass_n(int64_t count, int64_t len, const float* g, int64_t gs, int64_t ld,
+                            const float* x, int64_t xs, const int64_t* off, float* s) {
   typename V::reg acc[kDirectOB][NT];
 #pragma GCC unroll 4
   for (int ob = 0; ob < kDirectOB; ++ob)
     for (int k = 0; k < NT; ++k) acc[ob][k] = V::zero();
-  const float* xk[NT];
-  for (int k = 0; k < NT; ++k) xk[k] = x + off[k];
-  for (int64_t t = 0; t < len; t += V::L) {
-    typename V::reg xv[NT];
-    for (int k = 0; k < NT; ++k) xv[k] = V::load(xk[k] + t);
+  for (int64_t i = 0; i < count; ++i) {
+    const float* xk[NT];
+    for (int k = 0; k < NT; ++k) xk[k] = x + i * xs + off[k];
+    const float* gi = g + i * gs;
+    for (int64_t t = 0; t < len; t += V::L) {
+      typename V::reg xv[NT];
+      for (int k = 0; k < NT; ++k) xv[k] = V::load(xk[k] + t);
 #pragma GCC unroll 4
-    for (int ob = 0; ob < kDirectOB; ++ob) {
-      const typename V::reg gv = V::load(g + ob * ld + t);
-      for (int k = 0; k < NT; ++k) acc[ob][k] = V::fma(gv, xv[k], acc[ob][k]);
+      for (int ob = 0; ob < kDirectOB; ++ob) {
+        const typename V::reg gv = V::load(gi + ob * ld + t);
+        for (int k = 0; k < NT; ++k) acc[ob][k] = V::fma(gv, xv[k], acc[ob][k]);
+      }
     }
   }
   for (int ob = 0; ob < kDirectOB; ++ob)
@@ -102,12 +107,12 @@ void direct_s1_wgrad_pass_n(int64_t len, const float* g, int64_t ld, const float
 }
 
 template <class V>
-void direct_s1_wgrad_pass(int64_t len, const float* g, int64_t ld, const float* x,
-                          const int64_t* off, int ntap, float* s) {
+void direct_s1_wgrad_pass(int64_t count, int64_t len, const float* g, int64_t gs, int64_t ld,
+                          const float* x, int64_t xs, const int64_t* off, int ntap, float* s) {
   switch (ntap) {
-    case 1: direct_s1_wgrad_pass_n<V, 1>(len, g, ld, x, off, s); return;
-    case 2: direct_s1_wgrad_pass_n<V, 2>(len, g, ld, x, off, s); return;
-    default: direct_s1_wgrad_pass_n<V, 3>(len, g, ld, x, off, s); return;
+    case 1: direct_s1_wgrad_pass_n<V, 1>(count, len, g, gs, ld, x, xs, off, s); return;
+    case 2: direct_s1_wgrad_pass_n<V, 2>(count, len, g, gs, ld, x, xs, off, s); return;
+    default: direct_s1_wgrad_pass_n<V, 3>(count, len, g, gs, ld, x, xs, off, s); return;
   }
 }
 

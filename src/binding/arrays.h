@@ -71,7 +71,23 @@ class KernelScope {
   py::gil_scoped_release release_;
 };
 
+// Output buffers planned per network and input shape (bind_buffers.cpp,
+// striate.nn's planned training steps). While a plan is active on this
+// thread, the k-th output array an op asks for is the plan's slot k -- the
+// same memory on every step with the same shapes -- provided nothing outside
+// the plan still references it (its refcount is 1); otherwise the slot gets a
+// fresh array and the old one stays with whoever holds it. A buffer is thus
+// never handed out twice at once: reuse cannot change any result.
+struct BufferPlan {
+  std::vector<py::object> slots;
+  size_t cursor = 0;
+  int64_t allocated = 0, reused = 0;
+};
+BufferPlan*& active_buffer_plan();
+FloatArray planned_empty(BufferPlan& plan, const Shape& s);
+
 inline FloatArray empty(const Shape& s) {
+  if (BufferPlan* plan = active_buffer_plan()) return planned_empty(*plan, s);
   return FloatArray(std::vector<py::ssize_t>(s.begin(), s.end()));
 }
 

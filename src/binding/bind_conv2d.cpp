@@ -16,7 +16,8 @@ static ops::Conv2dPlan plan_for(const py::array& x, const py::array& w,
                                 const std::string& padding_mode, Pair padding,
                                 Pair dilation, int64_t groups,
                                 const std::string& algorithm,
-                                const std::string& activation = "none") {
+                                const std::string& activation = "none",
+                                bool backward = false) {
   ops::Conv2dArgs a;
   a.stride_h = stride[0], a.stride_w = stride[1];
   a.padding_mode = padding_mode;
@@ -25,6 +26,7 @@ static ops::Conv2dPlan plan_for(const py::array& x, const py::array& w,
   a.groups = groups;
   a.algorithm = algorithm;
   a.activation = activation;
+  a.backward = backward;
   Shape bs;
   if (b) bs = shape_of(*b);
   return ops::conv2d_plan(shape_of(x), shape_of(w), b ? &bs : nullptr, a);
@@ -64,7 +66,8 @@ void bind_conv2d(py::module_& m) {
         const float* wp = in(w, "weight");
         if (b) in(*b, "bias");
         const ops::Conv2dPlan plan =
-            plan_for(x, w, b, stride, padding_mode, padding, dilation, groups, algorithm);
+            plan_for(x, w, b, stride, padding_mode, padding, dilation, groups, algorithm,
+                     "none", /*backward=*/true);
         ops::check_grad_shape("conv2d_backward", shape_of(gy), plan.y_shape);
         FloatArray gx = empty(shape_of(x));
         FloatArray gw = empty(shape_of(w));
@@ -91,12 +94,17 @@ void bind_conv2d(py::module_& m) {
       "conv2d_algorithm",
       [](const py::array& x, const py::array& w, const OptArray& b, Pair stride,
          const std::string& padding_mode, Pair padding, Pair dilation,
-         int64_t groups, const std::string& algorithm) {
+         int64_t groups, const std::string& algorithm, bool backward) {
         return std::string(ops::algorithm_name(
-            plan_for(x, w, b, stride, padding_mode, padding, dilation, groups, algorithm)
+            plan_for(x, w, b, stride, padding_mode, padding, dilation, groups, algorithm,
+                     "none", backward)
                 .algorithm));
       },
-      "The algorithm `conv2d` would run for these arguments (after validation).");
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"),
+      py::arg("padding_mode"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+      py::arg("algorithm"), py::arg("backward") = false,
+      "The algorithm `conv2d` (or with backward=True, `conv2d_backward`) would run "
+      "for these arguments (after validation).");
 
   m.def(
       "conv2d_algorithms",

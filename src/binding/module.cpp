@@ -16,6 +16,7 @@ void bind_linear(py::module_& m);
 void bind_runtime(py::module_& m);
 void bind_tensor(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_buffers(py::module_& m);
 }  // namespace striate::binding
 
 PYBIND11_MODULE(_C, m) {
@@ -43,6 +44,7 @@ PYBIND11_MODULE(_C, m) {
   striate::binding::bind_runtime(m);
   striate::binding::bind_tensor(m);
   striate::binding::bind_optim(m);
+  striate::binding::bind_buffers(m);
 
   // Choose the kernels' ISA level once, at import (STRIATE_ISA may force a
   // lower one; an invalid value fails the import with a ValueError).

@@ -49,31 +49,61 @@ Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
   return f4 ? Conv2dAlgorithm::winograd_f4 : Conv2dAlgorithm::winograd_f2;
 }
 
-Conv2dAlgorithm auto_algorithm(const Conv2dParams& p) {
+// Whether the stride-1 direct kernel (cpu::conv2d_direct_s1) should run a
+// layer that Winograd or im2col could also run. Measured side by side on this
+// project's 2-core AVX2 machine (docs/benchmarks.md, 2026-12-02): on stride-1
+// ungrouped layers the direct kernel beat im2col everywhere but on 1x1
+// layers (where im2col skips its copy and the two tie), and beat Winograd on
+// every 3x3 layer up to 64 channels (2-3x at 16-32 channels, where the
+// transforms cost more than the multiplies they save), up to 256x256
+// channels on planes below 28x28 and, for the backward passes, everywhere
+// but >= 256x256-channel layers on planes below 14x14 and 512x512-channel
+// ones below 28x28 (Winograd's data gradient wins there: 512 channels at
+// 14x14, batch 8: F2 204 ms vs direct 221; at 28x28 direct wins, 346 vs 373). The AVX-512 level runs the same AVX2 blocks while its
+// Winograd and GEMM kernels are twice as wide, so there the direct kernel is
+// only picked for layers of <= 32 channels, where it won by 2x or more.
+bool prefer_direct_s1(const Conv2dParams& p, bool backward) {
+  if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return false;
+  const int64_t cc = p.c_in * p.c_out;
+  const int64_t side = std::min(p.h_out, p.w_out);
+  if (isa_selected() == Isa::avx512) return std::max(p.c_in, p.c_out) <= 32;
+  if (winograd_unsupported(p).empty()) {
+    if (backward) return !(cc >= 256 * 256 && side < 14) && !(cc >= 512 * 512 && side < 28);
+    return cc < 256 * 256 || (cc == 256 * 256 && side < 28);
+  }
+  return true;
+}
+
+Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   // Heuristic from the shape and the ISA level (measured on this project's
-  // 2-core AVX-512 machine, docs/benchmarks.md):
-  // - 3x3 stride-1 ungrouped layers with >= 16 input and output channels use
-  //   Winograd (faster than im2col on every ResNet/VGG 3x3 layer measured);
-  //   with fewer channels the transforms outweigh the saved multiplies;
-  // - with a SIMD GEMM (avx2/avx512), im2col + GEMM wins on every other
-  //   layer with a real channel reduction -- 5-25x over direct on 1x1
-  //   layers, AlexNet conv1 and the 7x7 stem; only depthwise-like layers
-  //   (C_in/groups * C_out/groups <= 4) stay direct, where the GEMMs would
-  //   be 1-4 rows tall;
+  // 2-core AVX-512 machine, docs/benchmarks.md, and for the stride-1 direct
+  // kernel on a 2-core AVX2 one, see prefer_direct_s1):
+  // - depthwise-like layers (C_in/groups * C_out/groups <= 4) run direct,
+  //   where the GEMMs would be 1-4 rows tall;
+  // - on the SIMD levels, stride-1 ungrouped layers run the direct kernel
+  //   where prefer_direct_s1 says so;
+  // - otherwise 3x3 stride-1 ungrouped layers with >= 16 input and output
+  //   channels use Winograd; with fewer channels the transforms outweigh
+  //   the saved multiplies;
+  // - with a SIMD GEMM (avx2/avx512), im2col + GEMM on every other layer
+  //   with a real channel reduction (5-25x over the strided direct loops on
+  //   1x1 layers, AlexNet conv1 and the 7x7 stem);
   // - on the portable baseline the GEMM is only ~2x the direct loops, so
   //   im2col is used where the reduction is deep and the plane small.
   const int64_t cin_g = p.c_in / p.groups, cout_g = p.c_out / p.groups;
   if (cin_g * cout_g <= 4) return Conv2dAlgorithm::direct;
-  if (isa_selected() != Isa::baseline && winograd_unsupported(p).empty() && p.c_in >= 16 &&
-      p.c_out >= 16)
+  const bool simd = isa_selected() != Isa::baseline;
+  if (simd && prefer_direct_s1(p, backward)) return Conv2dAlgorithm::direct;
+  if (simd && winograd_unsupported(p).empty() && p.c_in >= 16 && p.c_out >= 16)
     return pick_winograd_tile(p);
-  if (isa_selected() != Isa::baseline) return Conv2dAlgorithm::im2col;
+  if (simd) return Conv2dAlgorithm::im2col;
   const int64_t depth = cin_g * p.kh * p.kw;
   const int64_t plane = p.h_out * p.w_out;
   return depth >= 64 && plane < 28 * 28 ? Conv2dAlgorithm::im2col : Conv2dAlgorithm::direct;
 }
 
-Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p) {
+Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p,
+                                bool backward) {
   if (name == "direct") return Conv2dAlgorithm::direct;
   if (name == "im2col") return Conv2dAlgorithm::im2col;
   if (name == "winograd" || name == "winograd_f2" || name == "winograd_f4") {
@@ -86,7 +116,7 @@ Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p) 
     if (name == "winograd_f4") return Conv2dAlgorithm::winograd_f4;
     return pick_winograd_tile(p);
   }
-  if (name == "auto") return auto_algorithm(p);
+  if (name == "auto") return auto_algorithm(p, backward);
   throw_value_error(kOp, ": algorithm must be one of 'auto', 'direct', 'im2col', "
                     "'winograd', 'winograd_f2', 'winograd_f4', got '", name, "'");
 }
@@ -272,18 +302,10 @@ Conv2dPlan conv2d_plan(const Shape& x, const Shape& w, const Shape* bias,
   plan.has_bias = bias != nullptr;
   plan.y_shape = {p.n, p.c_out, p.h_out, p.w_out};
   checked_numel(plan.y_shape, "conv2d output");
-  plan.algorithm = parse_algorithm(a.algorithm, p);
+  plan.algorithm = parse_algorithm(a.algorithm, p, a.backward);
   if (plan.algorithm == Conv2dAlgorithm::im2col)
     checked_mul(checked_mul(p.c_in / p.groups * p.kh * p.kw, p.h_out, "conv2d workspace"),
                 p.w_out, "conv2d workspace");
-  if (plan.algorithm == Conv2dAlgorithm::direct && cpu::conv2d_direct_s1_applies(p)) {
-    // An upper bound on the stride-1 direct kernel's per-thread planes
-    // (padded input and output planes of the forward and the data gradient).
-    const int64_t rows = p.h_in + p.h_out + p.dil_h * p.kh + 1;
-    const int64_t cols = p.w_in + p.w_out + p.dil_w * p.kw + 1;
-    checked_mul(checked_mul(std::max(p.c_in, p.c_out) + 8, rows, "conv2d workspace"),
-                checked_mul(cols, 64, "conv2d workspace"), "conv2d workspace");
-  }
   return plan;
 }
 
@@ -307,12 +329,14 @@ void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,
       return;
     }
     default:
+      // The stride-1 kernel declines inputs holding Inf/NaN (its padded
+      // planes would turn them into extra NaNs); the strided loops are exact.
       if (cpu::conv2d_direct_s1_applies(p)) {
         const int threads = get_num_threads();
-        cpu::conv2d_direct_s1(p, x, w, bias, y,
-                              workspace_floats(cpu::conv2d_direct_s1_workspace(p, threads, false)),
-                              threads);
-        return;
+        if (cpu::conv2d_direct_s1(
+                p, x, w, bias, y,
+                workspace_floats(cpu::conv2d_direct_s1_workspace(p, threads, false)), threads))
+          return;
       }
       cpu::conv2d_direct(p, x, w, bias, y);
       return;
@@ -348,8 +372,10 @@ void conv2d_backward(const Conv2dPlan& plan, const float* gy, const float* x,
       if (cpu::conv2d_direct_s1_applies(p)) {
         const int threads = get_num_threads();
         float* ws = workspace_floats(cpu::conv2d_direct_s1_workspace(p, threads, true));
-        cpu::conv2d_direct_s1_backward_data(p, gy, w, gx, ws, threads);
-        cpu::conv2d_direct_s1_backward_weights(p, gy, x, gw, gb, ws, threads);
+        if (!cpu::conv2d_direct_s1_backward_data(p, gy, w, gx, ws, threads))
+          cpu::conv2d_direct_backward_data(p, gy, w, gx);
+        if (!cpu::conv2d_direct_s1_backward_weights(p, gy, x, gw, gb, ws, threads))
+          cpu::conv2d_direct_backward_weights(p, gy, x, gw, gb);
         return;
       }
       cpu::conv2d_direct_backward_data(p, gy, w, gx);

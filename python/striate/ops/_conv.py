@@ -2,7 +2,7 @@
 
 from .. import _C
 from .. import _autotune
-from ._util import as_float32, as_int, as_optional_float32, as_pair, as_str
+from ._util import as_bool, as_float32, as_int, as_optional_float32, as_pair, as_str
 
 
 def _conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm):
@@ -109,18 +109,21 @@ def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilatio
 
 
 def conv2d_algorithm(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                     algorithm="auto"):
-    """The name of the algorithm :func:`conv2d` runs for these arguments.
+                     algorithm="auto", backward=False):
+    """The name of the algorithm :func:`conv2d` runs for these arguments
+    (``backward=True``: the one :func:`conv2d_backward` runs; ``"auto"`` may
+    pick differently for the backward passes).
 
     With autotuning on, this is the cached winner when the configuration has
     been tuned already, else the heuristic's choice (nothing is timed here).
     """
     args = _conv2d_args(x, weight, bias, stride, padding, dilation, groups, algorithm)
+    backward = as_bool(backward, "backward")
     if args[-1] == "auto" and _autotune.enabled():
-        tuned = _autotune.lookup("forward", args)
+        tuned = _autotune.lookup("backward" if backward else "forward", args)
         if tuned is not None:
             return tuned
-    return _C.conv2d_algorithm(*args)
+    return _C.conv2d_algorithm(*args, backward)
 
 
 def conv2d_algorithms(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
