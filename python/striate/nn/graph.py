@@ -9,9 +9,50 @@ gradient of a node consumed by several layers (residual branches).
 """
 
 import re
+import weakref
+from collections import OrderedDict
 
-from .. import ops
-from .module import Module, inference
+from .. import _C, ops
+from .module import Module, inference, inference_active
+
+# Output-buffer plans of training steps, per network (weakly: a plan dies
+# with its network) and per input shape: {network: OrderedDict(key -> plan)}.
+# A plan (_C.BufferPlan, src/binding/arrays.h) hands the k-th op output of a
+# step the memory it had on the previous step with the same shapes, unless
+# something still references it. A few shapes are kept per network (fit's
+# last, smaller batch is a second one); the least recently used goes first.
+_PLANS = weakref.WeakKeyDictionary()
+_MAX_PLANS = 4
+
+
+def _shapes_of(x):
+    if isinstance(x, (list, tuple)):
+        return tuple(tuple(getattr(a, "shape", ())) for a in x)
+    return tuple(getattr(x, "shape", ()))
+
+
+def buffer_plan(network, key):
+    """The BufferPlan of ``network`` for ``key`` (created on first use)."""
+    plans = _PLANS.get(network)
+    if plans is None:
+        plans = _PLANS[network] = OrderedDict()
+    plan = plans.get(key)
+    if plan is None:
+        plan = plans[key] = _C.BufferPlan()
+        while len(plans) > _MAX_PLANS:
+            plans.popitem(last=False)
+    else:
+        plans.move_to_end(key)
+    return plan
+
+
+def _release_contexts(module):
+    """Drop what every layer under ``module`` saved for a backward. A training
+    forward overwrites each context anyway; dropping them first frees the
+    last step's activations, so the plan can hand their memory out again."""
+    module.__dict__.pop("_saved_ctx", None)
+    for _, child in module.children():
+        _release_contexts(child)
 
 
 class Node:
@@ -87,6 +128,35 @@ class Network(Module):
             return super().__call__(x, *more, **kwargs)
         with inference():
             return self.forward(x, training=False)
+
+    def forward(self, x, training=None):
+        """Run the network; a training forward (not inference, not inside an
+        enclosing network's step) runs in a per-input-shape buffer plan: its
+        activations reuse the previous step's memory where it is free."""
+        training = self._mode(training)
+        if not training or inference_active() or _C.buffer_plan_active():
+            return self._forward(x, training)
+        _release_contexts(self)
+        with buffer_plan(self, ("forward", _shapes_of(x))):
+            return self._forward(x, training)
+
+    def backward(self, grad_out):
+        """Gradients through the network (after a forward with training),
+        planned like forward; parameter gradients accumulate until zero_grad."""
+        if _C.buffer_plan_active():
+            return self._backward(grad_out)
+        with buffer_plan(self, ("backward", _shapes_of(grad_out))):
+            return self._backward(grad_out)
+
+    def buffer_plans(self):
+        """{key: plan} of this network's buffer plans (``plan.allocated``,
+        ``.reused``, ``.slots``, ``.nbytes``); ``key`` is ("forward" or
+        "backward", shapes)."""
+        return dict(_PLANS.get(self, {}))
+
+    def release_buffers(self):
+        """Free the planned step buffers (the next training step plans anew)."""
+        _PLANS.pop(self, None)
 
     @property
     def layers(self):
@@ -214,8 +284,7 @@ class Sequential(Network):
     def output_shape(self, in_shape):
         return self._shapes(in_shape)[-1] if len(self) else tuple(in_shape)
 
-    def forward(self, x, training=None):
-        training = self._mode(training)
+    def _forward(self, x, training):
         shape = getattr(x, "shape", None)
         if shape is not None and shape[1:] not in self._checked:
             self._shapes(shape[1:])  # clear errors before any kernel runs
@@ -224,7 +293,7 @@ class Sequential(Network):
             x = layer.forward(x, training)
         return x
 
-    def backward(self, grad_out):
+    def _backward(self, grad_out):
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
         return grad_out
@@ -323,8 +392,7 @@ class Model(Network):
     def input_shapes(self):
         return [n.shape for n in self._inputs]
 
-    def forward(self, x, training=None):
-        training = self._mode(training)
+    def _forward(self, x, training):
         xs = list(x) if self._multi[0] else [x]
         if len(xs) != len(self._inputs):
             raise ValueError(f"Model expects {len(self._inputs)} inputs, got {len(xs)}")
@@ -341,7 +409,7 @@ class Model(Network):
         outs = [values[i] for i in self._outputs]
         return outs if self._multi[1] else outs[0]
 
-    def backward(self, grad_out):
+    def _backward(self, grad_out):
         gs = list(grad_out) if self._multi[1] else [grad_out]
         grads = [None] * (len(self._inputs) + len(self._steps))
         for i, g in zip(self._outputs, gs):
