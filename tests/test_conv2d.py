@@ -89,6 +89,10 @@ def test_auto_algorithm_choice():
     w64 = np.zeros((64, 64, 3, 3), np.float32)
     assert ops.conv2d_algorithm(x, w64, padding=1) == {
         "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f2"}[isa]
+    if isa == "avx2":  # larger planes: Winograd forward, direct backward
+        x56 = np.zeros((1, 64, 56, 56), np.float32)
+        assert ops.conv2d_algorithm(x56, w64, padding=1) == "winograd_f4"
+        assert ops.conv2d_algorithm(x56, w64, padding=1, backward=True) == "direct"
     assert ops.conv2d_algorithm(x, w64, padding=1, backward=True) == {
         "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f2"}[isa]
     assert ops.conv2d_algorithm(x, w64, stride=2) == ("im2col" if simd else "direct")

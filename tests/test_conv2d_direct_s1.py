@@ -3,7 +3,8 @@ algorithm="direct" runs for stride-1 ungrouped layers, at every ISA level.
 
 Its edge cases are those of the flat padded-width formulation: channel counts
 off the 4-channel block, planes whose flat length is not a whole 24-output
-strip, pads larger than the kernel (the data gradient then crops), dilation,
+strip, inputs spanning several L2 chunks, pads larger than the kernel (the
+data gradient then crops), dilation,
 empty and one-image batches split over threads, the chunked weight-gradient
 reduction (several images per register pass, a partial last group) and the
 fused ReLU with NaN inputs.
@@ -44,6 +45,11 @@ CASES += [
     ((2, 4, 3, 3), (5, 4, 3, 3), True, dict(padding=3)),            # pad > kernel - 1
     ((1, 2, 1, 1), (7, 2, 1, 1), True, dict()),                     # 1x1 plane
     ((33, 3, 5, 5), (5, 3, 3, 3), True, dict(padding=1)),           # chunks x groups
+    # c_in x plane beyond one L2 chunk of flat outputs (kChunkFloats): the
+    # forward and the data gradient run several chunks, rows split across them
+    ((1, 64, 40, 37), (6, 64, 3, 3), True, dict(padding=1)),
+    ((1, 5, 40, 37), (64, 5, 3, 3), True, dict(padding=1)),          # data gradient
+    ((2, 96, 30, 30), (5, 96, 5, 3), False, dict(padding=(2, 1), dilation=(1, 2))),
 ]
 
 

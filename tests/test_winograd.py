@@ -133,10 +133,13 @@ def test_tile_choice():
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
         assert pick(256, 256, 14, 14, "auto") == "winograd_f2"
     elif isa == "avx2":
-        # the stride-1 direct kernel takes these (src/ops/conv2d.cpp prefer_direct_s1)
-        assert pick(64, 64, 56, 56, "auto") == "direct"
-        assert pick(256, 256, 14, 14, "auto") == "direct"
-        assert pick(256, 256, 56, 56, "auto") == "winograd_f4"
+        # src/ops/conv2d.cpp prefer_direct_s1: direct below 64x64 channels or
+        # on planes below 13x13, else Winograd
+        assert pick(32, 64, 56, 56, "auto") == "direct"
+        assert pick(128, 256, 8, 8, "auto") == "direct"
+        assert pick(256, 256, 8, 8, "auto") == "winograd_f2"
+        assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
+        assert pick(256, 256, 14, 14, "auto") == "winograd_f2"
         assert pick(512, 512, 14, 14, "auto") == "winograd_f2"
     assert pick(8, 64, 56, 56, "auto") not in ("winograd_f2", "winograd_f4")
 

@@ -53,10 +53,12 @@ Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
 // layer that Winograd or im2col could also run. Measured side by side on this
 // project's 2-core AVX2 machine (docs/benchmarks.md, 2026-12-02): on stride-1
 // ungrouped layers the direct kernel beat im2col everywhere but on 1x1
-// layers (where im2col skips its copy and the two tie), and beat Winograd on
-// every 3x3 layer up to 64 channels (2-3x at 16-32 channels, where the
-// transforms cost more than the multiplies they save), up to 256x256
-// channels on planes below 28x28 and, for the backward passes, everywhere
+// layers (where im2col skips its copy and the two tie). Forward, it beat
+// Winograd on 3x3 layers below 64x64 channels (2-3x at 16-32 channels, where
+// the transforms cost more than the multiplies they save) and on planes
+// below 13x13 up to 256x256 channels (ResNet-20's 8x8 stage: 23 vs 36 ms);
+// from 64x64 channels on larger planes F(4x4) won (VGG conv1_2: 65 vs 110
+// ms, ResNet-18 layer1: 33 vs 38). For the backward passes it won everywhere
 // but >= 256x256-channel layers on planes below 14x14 and 512x512-channel
 // ones below 28x28 (Winograd's data gradient wins there: 512 channels at
 // 14x14, batch 8: F2 204 ms vs direct 221; at 28x28 direct wins, 346 vs 373). The AVX-512 level runs the same AVX2 blocks while its
@@ -69,7 +71,7 @@ bool prefer_direct_s1(const Conv2dParams& p, bool backward) {
   if (isa_selected() == Isa::avx512) return std::max(p.c_in, p.c_out) <= 32;
   if (winograd_unsupported(p).empty()) {
     if (backward) return !(cc >= 256 * 256 && side < 14) && !(cc >= 512 * 512 && side < 28);
-    return cc < 256 * 256 || (cc == 256 * 256 && side < 28);
+    return cc < 64 * 64 || (side < 13 && cc < 256 * 256);
   }
   return true;
 }
