@@ -87,14 +87,15 @@ def interleaved_times(fns, s):
     return times
 
 
-def conv_variants(case, arrays, s):
+def conv_variants(case, arrays, s, backward=False):
     """[(algorithm argument, algorithm it runs)]: "auto" first, then the other
-    algorithms conv2d_algorithms lists (they appear as other helpers land them)."""
+    algorithms conv2d_algorithms lists (they appear as other helpers land them).
+    ``backward``: what auto runs for conv2d_backward, which may differ."""
     x, w, b = arrays
     kw = case.kwargs
     lister = getattr(ops, "conv2d_algorithms", None)
     algs = list(lister(x, w, b, **kw)) if lister else ["direct", "im2col"]
-    picked = ops.conv2d_algorithm(x, w, b, **kw)
+    picked = ops.conv2d_algorithm(x, w, b, **kw, **({"backward": True} if backward else {}))
     out = [("auto", picked)] + [(a, a) for a in algs if a != picked]
     if s.algorithms:
         out = [v for v in out if v[0] in s.algorithms or v[1] in s.algorithms]
@@ -178,7 +179,8 @@ def run_case(case, s, peak_gflops=None):
         passes.append((_Pass(case, True, arrays, check, g, g_check), torch_bwd))
     rows = []
     for p, torch_fn in passes:
-        rows += _run_pass(case, p, variants, torch_fn, s, peak_gflops, check_n)
+        pv = conv_variants(case, arrays, s, True) if p.backward and case.is_conv() else variants
+        rows += _run_pass(case, p, pv, torch_fn, s, peak_gflops, check_n)
     return rows
 
 
