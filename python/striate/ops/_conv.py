@@ -47,13 +47,23 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             rounded down, as PyTorch).
         groups: input and output channels are split into this many groups
             (``groups == C_in`` is a depthwise convolution).
-        algorithm: ``"auto"`` (heuristic: direct for depthwise-like layers,
-            C_in/groups * C_out/groups <= 4; with the AVX2/AVX-512 kernels,
-            Winograd for 3x3 stride-1 undilated ungrouped layers with
-            C_in, C_out >= 16 (the tile as ``"winograd"`` picks it), else
-            im2col; on the portable baseline ISA im2col only when
-            C_in/groups*KH*KW >= 64 and H_out*W_out < 784, else direct;
-            :func:`conv2d_algorithm` tells which), ``"direct"``, ``"im2col"``,
+        algorithm: ``"auto"`` (heuristic, measured: direct for
+            depthwise-like layers, C_in/groups * C_out/groups <= 4; with the
+            AVX2/AVX-512 kernels, the stride-1 direct kernel for stride-1
+            ungrouped non-1x1 layers where it won -- on AVX2 every such
+            non-3x3 layer, 3x3 layers forward below 64x64 channels or on
+            planes below 13x13 up to 256x256 channels, backward all but the
+            >= 256x256-channel layers below 14x14 and 512x512 below 28x28;
+            on AVX-512 layers of <= 32 channels --, else Winograd for 3x3
+            stride-1 undilated ungrouped layers with C_in, C_out >= 16 (the
+            tile as ``"winograd"`` picks it), else im2col; on the portable
+            baseline ISA im2col only when C_in/groups*KH*KW >= 64 and
+            H_out*W_out < 784, else direct; :func:`conv2d_algorithm` tells
+            which, ``backward=True`` for :func:`conv2d_backward`'s pick),
+            ``"direct"`` (stride-1 ungrouped layers: register-blocked flat
+            planes, kernels/cpu/conv2d_direct_s1.h; others: strided loops;
+            inputs holding Inf/NaN always take the strided loops, whose
+            NaN pattern is PyTorch's), ``"im2col"``,
             ``"winograd_f2"`` / ``"winograd_f4"`` (Winograd F(2x2,3x3) /
             F(4x4,3x3): 3x3 kernels, stride 1, dilation 1, groups 1, any
             padding; 2.25x / 4x fewer multiplies than direct; error ~1e-6
