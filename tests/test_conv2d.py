@@ -80,9 +80,10 @@ def test_direct_and_im2col_agree_on_large_layer():
 
 def test_auto_algorithm_choice():
     from striate import _C
-    # src/ops/conv2d.cpp auto_algorithm / prefer_direct_s1: on AVX2 the
-    # stride-1 direct kernel takes 3x3 layers up to 64 channels; the AVX-512
-    # level (whose Winograd and GEMM are twice as wide) only up to 32.
+    # src/ops/conv2d.cpp auto_algorithm / auto_avx2: on AVX2 the stride-1
+    # direct kernel takes 3x3 layers up to 64x64 channels (forward on planes
+    # up to 28x28); the AVX-512 level (whose Winograd and GEMM are twice as
+    # wide) only up to 32 channels.
     x = np.zeros((1, 64, 8, 8), np.float32)
     isa = _C.isa_selected()
     simd = isa != "baseline"
@@ -101,10 +102,15 @@ def test_auto_algorithm_choice():
     assert ops.conv2d_algorithm(x1, w1) == "direct"
     x2 = np.zeros((1, 512, 14, 14), np.float32)
     w512 = np.zeros((512, 512, 3, 3), np.float32)
-    # the big-channel small-plane layers keep Winograd, forward and backward
+    # big-channel layers: Winograd (AVX2: always F(4x4); backward on planes
+    # below 14x14 im2col)
     if simd:
-        assert ops.conv2d_algorithm(x2, w512, padding=1) == "winograd_f2"
-        assert ops.conv2d_algorithm(x2, w512, padding=1, backward=True) == "winograd_f2"
+        tile = "winograd_f4" if isa == "avx2" else "winograd_f2"
+        assert ops.conv2d_algorithm(x2, w512, padding=1) == tile
+        assert ops.conv2d_algorithm(x2, w512, padding=1, backward=True) == tile
+        x7 = np.zeros((1, 512, 7, 7), np.float32)
+        assert ops.conv2d_algorithm(x7, w512, padding=1, backward=True) == (
+            "im2col" if isa == "avx2" else "winograd_f2")
 
 
 def test_conversion_of_float64_and_noncontiguous_input():

@@ -133,14 +133,15 @@ def test_tile_choice():
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
         assert pick(256, 256, 14, 14, "auto") == "winograd_f2"
     elif isa == "avx2":
-        # src/ops/conv2d.cpp prefer_direct_s1: direct below 64x64 channels or
-        # on planes below 13x13, else Winograd
+        # src/ops/conv2d.cpp auto_avx2: direct below 64x64 channels (and on
+        # small planes up to 128x128), else F(4x4) on every plane
         assert pick(32, 64, 56, 56, "auto") == "direct"
-        assert pick(128, 256, 8, 8, "auto") == "direct"
-        assert pick(256, 256, 8, 8, "auto") == "winograd_f2"
+        assert pick(64, 64, 28, 28, "auto") == "direct"
+        assert pick(128, 128, 14, 14, "auto") == "direct"
+        assert pick(128, 128, 28, 28, "auto") == "winograd_f4"
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
-        assert pick(256, 256, 14, 14, "auto") == "winograd_f2"
-        assert pick(512, 512, 14, 14, "auto") == "winograd_f2"
+        assert pick(256, 256, 8, 8, "auto") == "winograd_f4"
+        assert pick(512, 512, 14, 14, "auto") == "winograd_f4"
     assert pick(8, 64, 56, 56, "auto") not in ("winograd_f2", "winograd_f4")
 
 

@@ -4,6 +4,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "common.h"
@@ -49,44 +50,46 @@ Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
   return f4 ? Conv2dAlgorithm::winograd_f4 : Conv2dAlgorithm::winograd_f2;
 }
 
-// Whether the stride-1 direct kernel (cpu::conv2d_direct_s1) should run a
-// layer that Winograd or im2col could also run. Measured side by side on this
-// project's 2-core AVX2 machine (docs/benchmarks.md, 2026-12-02): on stride-1
-// ungrouped layers the direct kernel beat im2col everywhere but on 1x1
-// layers (where im2col skips its copy and the two tie). Forward, it beat
-// Winograd on 3x3 layers below 64x64 channels (2-3x at 16-32 channels, where
-// the transforms cost more than the multiplies they save) and on planes
-// below 13x13 up to 256x256 channels (ResNet-20's 8x8 stage: 23 vs 36 ms);
-// from 64x64 channels on larger planes F(4x4) won (VGG conv1_2: 65 vs 110
-// ms, ResNet-18 layer1: 33 vs 38). For the backward passes it won everywhere
-// but >= 256x256-channel layers on planes below 14x14 and 512x512-channel
-// ones below 28x28 (Winograd's data gradient wins there: 512 channels at
-// 14x14, batch 8: F2 204 ms vs direct 221; at 28x28 direct wins, 346 vs 373). The AVX-512 level runs the same AVX2 blocks while its
-// Winograd and GEMM kernels are twice as wide, so there the direct kernel is
-// only picked for layers of <= 32 channels, where it won by 2x or more.
-bool prefer_direct_s1(const Conv2dParams& p, bool backward) {
-  if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return false;
+// The AVX2 level's choice for stride-1 ungrouped non-1x1 layers, or nullopt
+// to use the generic rules below. Measured side by side on this project's
+// 2-core AVX2 machine (2026-12-02, docs/benchmarks.md; 3x3 layers of 16-512
+// channels on 7x7-56x56 planes, about 2M input floats per batch):
+// - the stride-1 direct kernel won every layer below 64x64 channels forward
+//   and backward (2-3x over Winograd and im2col at 16-32 channels, where
+//   the transforms and the column copy outweigh the arithmetic), forward
+//   also 64x64 channels up to 28x28 and 128x128 up to 14x14, and every
+//   non-3x3 layer (5x5, 7x7 at stride 1) over im2col;
+// - above that Winograd F(4x4) won forward on every plane from 7x7 up
+//   (F(2x2) never did on this level, unlike the AVX-512 one) and backward
+//   (its data gradient, with im2col's weight gradient) except on planes
+//   below 14x14 with >= 256x256 channels, where im2col's GEMMs won.
+std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
+  if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return std::nullopt;
+  if (!winograd_unsupported(p).empty()) return Conv2dAlgorithm::direct;
   const int64_t cc = p.c_in * p.c_out;
   const int64_t side = std::min(p.h_out, p.w_out);
-  if (isa_selected() == Isa::avx512) return std::max(p.c_in, p.c_out) <= 32;
-  if (winograd_unsupported(p).empty()) {
-    if (backward) return !(cc >= 256 * 256 && side < 14) && !(cc >= 512 * 512 && side < 28);
-    return cc < 64 * 64 || (side < 13 && cc < 256 * 256);
-  }
-  return true;
+  const bool direct = backward ? cc <= 64 * 64
+                               : cc < 64 * 64 || (cc <= 64 * 64 && side <= 28) ||
+                                     (cc <= 128 * 128 && side <= 14);
+  if (direct || p.c_in < 16 || p.c_out < 16) return Conv2dAlgorithm::direct;
+  if (backward && cc >= 256 * 256 && side < 14) return Conv2dAlgorithm::im2col;
+  return Conv2dAlgorithm::winograd_f4;
 }
 
 Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   // Heuristic from the shape and the ISA level (measured on this project's
-  // 2-core AVX-512 machine, docs/benchmarks.md, and for the stride-1 direct
-  // kernel on a 2-core AVX2 one, see prefer_direct_s1):
+  // 2-core AVX-512 machine, docs/benchmarks.md, and on a 2-core AVX2 one for
+  // the AVX2 level, see auto_avx2):
   // - depthwise-like layers (C_in/groups * C_out/groups <= 4) run direct,
   //   where the GEMMs would be 1-4 rows tall;
-  // - on the SIMD levels, stride-1 ungrouped layers run the direct kernel
-  //   where prefer_direct_s1 says so;
+  // - AVX2: stride-1 ungrouped non-1x1 layers as auto_avx2 says;
+  // - AVX-512: stride-1 ungrouped non-1x1 layers of <= 32 channels run the
+  //   stride-1 direct kernel (its AVX2 blocks: they won by 2x or more on
+  //   the AVX2 machine, a margin the 2x wider AVX-512 Winograd and GEMM
+  //   cannot recover; larger layers were not measured with it);
   // - otherwise 3x3 stride-1 ungrouped layers with >= 16 input and output
-  //   channels use Winograd; with fewer channels the transforms outweigh
-  //   the saved multiplies;
+  //   channels use Winograd (the tile as "winograd" picks it); with fewer
+  //   channels the transforms outweigh the saved multiplies;
   // - with a SIMD GEMM (avx2/avx512), im2col + GEMM on every other layer
   //   with a real channel reduction (5-25x over the strided direct loops on
   //   1x1 layers, AlexNet conv1 and the 7x7 stem);
@@ -94,8 +97,13 @@ Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   //   im2col is used where the reduction is deep and the plane small.
   const int64_t cin_g = p.c_in / p.groups, cout_g = p.c_out / p.groups;
   if (cin_g * cout_g <= 4) return Conv2dAlgorithm::direct;
-  const bool simd = isa_selected() != Isa::baseline;
-  if (simd && prefer_direct_s1(p, backward)) return Conv2dAlgorithm::direct;
+  const Isa isa = isa_selected();
+  if (isa == Isa::avx2)
+    if (const auto a = auto_avx2(p, backward)) return *a;
+  if (isa == Isa::avx512 && cpu::conv2d_direct_s1_applies(p) && p.kh * p.kw > 1 &&
+      std::max(p.c_in, p.c_out) <= 32)
+    return Conv2dAlgorithm::direct;
+  const bool simd = isa != Isa::baseline;
   if (simd && winograd_unsupported(p).empty() && p.c_in >= 16 && p.c_out >= 16)
     return pick_winograd_tile(p);
   if (simd) return Conv2dAlgorithm::im2col;

@@ -51,10 +51,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             depthwise-like layers, C_in/groups * C_out/groups <= 4; with the
             AVX2/AVX-512 kernels, the stride-1 direct kernel for stride-1
             ungrouped non-1x1 layers where it won -- on AVX2 every such
-            non-3x3 layer, 3x3 layers forward below 64x64 channels or on
-            planes below 13x13 up to 256x256 channels, backward all but the
-            >= 256x256-channel layers below 14x14 and 512x512 below 28x28;
-            on AVX-512 layers of <= 32 channels --, else Winograd for 3x3
+            non-3x3 layer and 3x3 layers up to 64x64 channels (forward: on
+            planes up to 28x28, and up to 128x128 channels up to 14x14),
+            larger 3x3 layers running Winograd F(4x4) (backward: im2col below
+            14x14 with >= 256x256 channels); on AVX-512 layers of <= 32
+            channels --, else Winograd for 3x3
             stride-1 undilated ungrouped layers with C_in, C_out >= 16 (the
             tile as ``"winograd"`` picks it), else im2col; on the portable
             baseline ISA im2col only when C_in/groups*KH*KW >= 64 and
