@@ -78,7 +78,15 @@ struct Geom {
 
 Geom geom(const Conv2dParams& p) {
   Geom g;
+  // A row needs max(pad_left, pad_right) zero columns, not their sum: the
+  // flat grid wraps, so one row's right padding is the next row's left
+  // padding (8x8 planes with a 3x3 kernel: 72 flat outputs, whole strips,
+  // instead of 80 rounded up to 96). Negative pads (cropping) and pads
+  // wider than the kernel's reach keep the full width.
   g.wp = p.w_out + (p.kw - 1) * p.dil_w;
+  const int64_t pad_right = g.wp - p.w_in - p.pad_left;
+  const int64_t shared = p.w_in + std::max(p.pad_left, pad_right);
+  if (p.pad_left >= 0 && pad_right >= 0 && shared >= p.w_out) g.wp = std::min(g.wp, shared);
   g.hp = p.h_out + (p.kh - 1) * p.dil_h;
   g.len = round_up(p.h_out * g.wp, kDirectStrip);
   g.plane = g.len + (p.kh - 1) * p.dil_h * g.wp + (p.kw - 1) * p.dil_w;
@@ -239,7 +247,7 @@ int64_t packed_floats(int64_t c_out, int64_t c_in, int64_t taps) {
 // layer's gw would pass 16M doubles. A function of the shape only, so the
 // summation order does not depend on the thread count.
 // Images per weight-gradient register pass: enough for ~768 flat outputs
-// (an 8x8 plane is 96 of them), so the 12 horizontal sums and partial
+// (an 8x8 plane is 72 of them), so the 12 horizontal sums and partial
 // updates per pass stay small next to its FMAs.
 int64_t wgrad_group(const Geom& g) { return std::clamp<int64_t>(768 / g.len, 1, 8); }
 

@@ -2,14 +2,15 @@
 // kernels/cpu): the driver is conv2d_direct_s1.cpp, the register-blocked
 // inner loops are instantiated per ISA level from the templates below.
 //
-// The flat formulation. Pad every input plane to Hp x Wp (Wp = W_out +
-// (KW-1)*dil_w) and compute the output on the same Wp-wide grid: output t =
-// i*Wp + j then reads input t + off[tap], off = p*dil_h*Wp + q*dil_w, for
-// every tap -- one contiguous run of outputs whatever the row width, so a
-// SIMD strip spans row ends (columns j >= W_out are computed and dropped).
-// That keeps the lanes full on 8x8 or 10x10 planes where a row is one
-// vector or less, at a cost of (KW-1)*dil_w/W_out extra columns (6% at 32
-// wide, 25% at 8). Why direct at all: with 3..64 channels an im2col copy is
+// The flat formulation. Pad every input plane to Hp x Wp (Wp = W_in +
+// max(pad_left, pad_right): the grid wraps, so a row's right padding is the
+// next row's left padding) and compute the output on the same Wp-wide grid:
+// output t = i*Wp + j then reads input t + off[tap], off = p*dil_h*Wp +
+// q*dil_w, for every tap -- one contiguous run of outputs whatever the row
+// width, so a SIMD strip spans row ends (columns j >= W_out are computed and
+// dropped). That keeps the lanes full on 8x8 or 10x10 planes where a row is
+// one vector or less, at a cost of max(pad)/W_out extra columns (3% at 32
+// wide, 12% at 8). Why direct at all: with 3..64 channels an im2col copy is
 // as big as the GEMM's work (ResNet-20, LeNet), and Winograd's transforms
 // (linear in channels) outweigh the multiplies they save (quadratic).
 //
