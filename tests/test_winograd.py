@@ -142,6 +142,12 @@ def test_tile_choice():
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
         assert pick(256, 256, 8, 8, "auto") == "winograd_f4"
         assert pick(512, 512, 14, 14, "auto") == "winograd_f4"
+        # 13x13 (AlexNet conv3-5): 4x4 tiles use 169 of 256 outputs, the
+        # flat grid 169 of 192 -- direct forward; backward stays im2col
+        assert pick(192, 384, 13, 13, "auto") == "direct"
+        assert ops.conv2d_algorithm(np.zeros((1, 192, 13, 13), np.float32),
+                                    np.zeros((384, 192, 3, 3), np.float32),
+                                    padding=1, backward=True) == "im2col"
     assert pick(8, 64, 56, 56, "auto") not in ("winograd_f2", "winograd_f4")
 
 

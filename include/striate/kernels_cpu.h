@@ -61,6 +61,9 @@ bool conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, cons
 bool conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, const float* x,
                                        float* gw, float* gbias, float* workspace, int threads);
 const char* conv2d_direct_s1_kernel_name();
+// Flat outputs the kernel computes per output plane (h_out*w_out of them
+// are kept): its lane use, for the op layer's algorithm choice.
+int64_t conv2d_direct_s1_flat_outputs(const Conv2dParams& p);
 
 // im2col + GEMM. Workspace sizes are in floats.
 int64_t conv2d_im2col_workspace(const Conv2dParams& p);

@@ -286,6 +286,8 @@ bool conv2d_direct_s1_applies(const Conv2dParams& p) {
 
 const char* conv2d_direct_s1_kernel_name() { return impl().name; }
 
+int64_t conv2d_direct_s1_flat_outputs(const Conv2dParams& p) { return geom(p).len; }
+
 int64_t conv2d_direct_s1_workspace(const Conv2dParams& p, int threads, bool backward) {
   const Geom g = geom(p);
   int64_t fwd = packed_floats(p.c_out, p.c_in, g.taps) + threads * fwd_thread_floats(p, g);
