@@ -1,13 +1,13 @@
 """striate.ops.matmul against NumPy's BLAS (float32 @), side by side.
 
-    python benchmarks/sgemm_vs_numpy.py [--threads 2] [--rounds 5]
+    python benchmarks/sgemm_vs_numpy.py [--threads 2] [--rounds 3]
 
 Square 512-4096 and the tall-skinny shapes im2col convolution produces
 (M x K x N); each round times both libraries in turn (a pause and an untimed
 call before each), the minimum counts.
-NumPy's BLAS threads are capped with threadpoolctl when it is installed,
-otherwise through OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, set before NumPy
-is imported.
+NumPy's BLAS threads are capped through OPENBLAS_NUM_THREADS /
+OMP_NUM_THREADS / MKL_NUM_THREADS (unless already set), set before NumPy is
+imported.
 """
 
 import argparse

@@ -86,7 +86,7 @@ Geom geom(const Conv2dParams& p) {
   g.wp = p.w_out + (p.kw - 1) * p.dil_w;
   const int64_t pad_right = g.wp - p.w_in - p.pad_left;
   const int64_t shared = p.w_in + std::max(p.pad_left, pad_right);
-  if (p.pad_left >= 0 && pad_right >= 0 && shared >= p.w_out) g.wp = std::min(g.wp, shared);
+  if (p.pad_left >= 0 && pad_right >= 0 && shared >= p.w_out) g.wp = shared;
   g.hp = p.h_out + (p.kh - 1) * p.dil_h;
   g.len = round_up(p.h_out * g.wp, kDirectStrip);
   g.plane = g.len + (p.kh - 1) * p.dil_h * g.wp + (p.kw - 1) * p.dil_w;
