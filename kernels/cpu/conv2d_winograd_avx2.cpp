@@ -9,7 +9,12 @@ namespace striate::cpu {
 namespace {
 
 struct WinoMicroAvx2 : WinoGenericHoriz {
-  static void block(int64_t k, const float* __restrict a, const float* __restrict b, int64_t ldb,
+  // noinline, and the stores unrolled to constant indices: inlined into the
+  // driver with a loop over a run-time row count, GCC kept the accumulator
+  // arrays in memory and stored all 12 of them in every k iteration (the
+  // same failure as the SGEMM microkernel, sgemm_avx2.cpp), which capped
+  // the GEMM stage at half the FMA rate.
+  __attribute__((noinline)) static void block(int64_t k, const float* __restrict a, const float* __restrict b, int64_t ldb,
                     float* __restrict c, int64_t ldc, int rows) {
     __m256 c0[6], c1[6];
 #pragma GCC unroll 6
@@ -23,9 +28,12 @@ struct WinoMicroAvx2 : WinoGenericHoriz {
         c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
       }
     }
-    for (int r = 0; r < rows; ++r) {
-      _mm256_storeu_ps(c + r * ldc, c0[r]);
-      _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; ++r) {
+      if (r < rows) {
+        _mm256_storeu_ps(c + r * ldc, c0[r]);
+        _mm256_storeu_ps(c + r * ldc + 8, c1[r]);
+      }
     }
   }
   static void strip(int64_t k, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
