@@ -91,8 +91,9 @@ def test_several_blocks_of_tiles(tile):
     assert_close(ops.conv2d(x, w, b, padding=1, algorithm=tile), ref.conv2d(x, w, b, padding=1),
                  what=tile)
     gy = rand(rng, 2, 64, 64, 64)
-    gx = ops.conv2d_backward(gy, x, w, b, padding=1, algorithm=tile)[0]
-    assert_close(gx, ref.conv2d_backward(gy, x, w, b, padding=1)[0], what=tile)
+    # The weight gradient sums its GEMMs over the blocks in turn.
+    assert_all_close(ops.conv2d_backward(gy, x, w, b, padding=1, algorithm=tile),
+                     ref.conv2d_backward(gy, x, w, b, padding=1), what=tile)
 
 
 @pytest.mark.parametrize("dist", ["uniform", "normal"])
@@ -104,12 +105,25 @@ def test_error_bound_at_large_channel_counts(c, dist):
     x, w = draw(1, c, 12, 12).astype(np.float32), draw(c, c, 3, 3).astype(np.float32)
     gy = draw(1, c, 12, 12).astype(np.float32)
     y_ref = ref.conv2d(x, w, padding=1)
-    gx_ref = ref.conv2d_backward(gy, x, w, padding=1)[0]
+    gx_ref, gw_ref, _ = ref.conv2d_backward(gy, x, w, padding=1)
     for tile in TILES:
         assert_close(ops.conv2d(x, w, padding=1, algorithm=tile), y_ref, WINO_RTOL,
                      what=f"{tile} C={c}")
-        gx = ops.conv2d_backward(gy, x, w, padding=1, algorithm=tile)[0]
+        gx, gw, _ = ops.conv2d_backward(gy, x, w, padding=1, algorithm=tile)
         assert_close(gx, gx_ref, WINO_RTOL, what=f"{tile} grad_x C={c}")
+        assert_close(gw, gw_ref, WINO_RTOL, what=f"{tile} grad_weight C={c}")
+
+
+@pytest.mark.parametrize("tile", TILES)
+def test_weight_gradient_over_many_tiles(tile):
+    # The weight gradient is a reduction over every tile of the batch (here
+    # 16 * 7 * 7 F4 / 16 * 14 * 14 F2 tiles of a 28x28 plane): its error
+    # grows with the depth of that sum, unlike the forward pass's.
+    rng = np.random.default_rng(3)
+    x, w = rand(rng, 16, 32, 28, 28), rand(rng, 48, 32, 3, 3)
+    gy = rand(rng, 16, 48, 28, 28)
+    gw = ops.conv2d_backward(gy, x, w, padding=1, algorithm=tile)[1]
+    assert_close(gw, ref.conv2d_backward(gy, x, w, padding=1)[1], WINO_RTOL, what=tile)
 
 
 def test_tile_choice():

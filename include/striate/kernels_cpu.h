@@ -88,6 +88,12 @@ void conv2d_winograd(const Conv2dParams& p, int m, const float* x, const float* 
                      const float* bias, float* y, float* workspace);
 void conv2d_winograd_backward_data(const Conv2dParams& p, int m, const float* gy,
                                    const float* u, float* gx, float* workspace);
+// Weight gradient by the same transforms (needs
+// conv2d_winograd_backward_weights_workspace floats); gbias may be null.
+int64_t conv2d_winograd_backward_weights_workspace(const Conv2dParams& p, int m);
+void conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float* gy,
+                                      const float* x, float* gw, float* gbias,
+                                      float* workspace);
 const char* conv2d_winograd_kernel_name();
 
 // Shared by both algorithms: gbias[o] = sum over n, h, w of gy.

@@ -10,6 +10,7 @@
 #include <cassert>
 
 #include "conv2d_winograd.h"
+#include "sgemm_isa.h"
 #include "striate/isa.h"
 #include "striate/kernels_cpu.h"
 
@@ -88,6 +89,23 @@ void filter_1d(int m, const double* g, int64_t si, double* u, int64_t so) {
   }
 }
 
+// The transpose of filter_1d: g_j = sum_i G[i][j] u_i (alpha values at
+// stride si to 3 taps at stride so), the chain rule through u = G g.
+void filter_1d_t(int m, const double* u, int64_t si, double* g, int64_t so) {
+  if (m == 2) {
+    const double u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si];
+    g[0] = u0 + (u1 + u2) / 2;
+    g[so] = (u1 - u2) / 2;
+    g[2 * so] = (u1 + u2) / 2 + u3;
+  } else {
+    const double u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si], u4 = u[4 * si],
+                 u5 = u[5 * si];
+    g[0] = u0 / 4 - (u1 + u2) / 6 + (u3 + u4) / 24;
+    g[so] = (u2 - u1) / 6 + (u3 - u4) / 12;
+    g[2 * so] = (u3 + u4 - u1 - u2) / 6 + u5;
+  }
+}
+
 }  // namespace
 
 int64_t conv2d_winograd_filter_floats(const Conv2dParams& p, int m, bool backward_data) {
@@ -134,6 +152,54 @@ void conv2d_winograd(const Conv2dParams& p, int m, const float* x, const float* 
 void conv2d_winograd_backward_data(const Conv2dParams& p, int m, const float* gy,
                                    const float* u, float* gx, float* workspace) {
   impl().run(make_plan(transposed(p), m), gy, u, nullptr, gx, workspace);
+}
+
+int64_t conv2d_winograd_backward_weights_workspace(const Conv2dParams& p, int m) {
+  const WinogradPlan wp = make_plan(p, m);
+  return workspace_of(wp) + (m + 2) * (m + 2) * p.c_out * p.c_in;
+}
+
+// Weight gradient through the transform (Lavin & Gray's scheme run
+// backwards): y = A^T [sum_c U (.) V] A per tile with U = G g G^T, so
+// dU[xi][o][c] = sum over tiles of dM[xi][o][t] V[xi][c][t] with
+// dM = A dY A^T, and dg = G^T dU G. The alpha^2 GEMMs reduce over tiles --
+// 4x (F4) / 2.25x (F2) fewer multiplies than the direct correlation; each
+// sums its block's tiles in order and the blocks in order (beta = 1), and
+// the block size depends only on the shape: bitwise identical for any
+// thread count.
+void conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float* gy,
+                                      const float* x, float* gw, float* gbias,
+                                      float* workspace) {
+  const WinogradPlan wp = make_plan(p, m);
+  const int64_t a = m + 2, xis = a * a, ci = p.c_in, co = p.c_out, ld = wp.ld;
+  float* du = workspace;
+  float* v = reinterpret_cast<float*>(
+      (reinterpret_cast<uintptr_t>(du + xis * co * ci) + 63) & ~uintptr_t{63});
+  float* dm = v + xis * ci * ld;
+  for (int64_t i = 0; i < xis * co * ci; ++i) du[i] = 0.0f;  // an empty batch sums nothing
+  for (int64_t t0 = 0; t0 < wp.tiles; t0 += wp.block) {
+    const int64_t nt = wp.tiles - t0 < wp.block ? wp.tiles - t0 : wp.block;
+    impl().wgrad_block(wp, x, gy, t0, nt, v, dm);
+    GemmParams gp;
+    gp.m = co, gp.n = ci, gp.k = nt;
+    gp.trans_b = true;
+    gp.lda = ld, gp.ldb = ld, gp.ldc = ci;
+    gp.beta = 1.0f;
+    for (int64_t xi = 0; xi < xis; ++xi)
+      sgemm_batched(gp, GemmBatch{}, GemmEpilogue{}, dm + xi * co * ld, v + xi * ci * ld,
+                    du + xi * co * ci);
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < co; ++o)
+    for (int64_t i = 0; i < ci; ++i) {
+      double d[6 * 6], t[3 * 6], g[9];
+      for (int64_t xi = 0; xi < xis; ++xi) d[xi] = du[(xi * co + o) * ci + i];
+      // Row points to tap rows (t[tap row][column point]), then column points.
+      for (int k = 0; k < a; ++k) filter_1d_t(m, d + k, a, t + k, a);
+      for (int r = 0; r < 3; ++r) filter_1d_t(m, t + a * r, 1, g + 3 * r, 1);
+      for (int k = 0; k < 9; ++k) gw[(o * ci + i) * 9 + k] = static_cast<float>(g[k]);
+    }
+  if (gbias) conv2d_bias_backward(p, gy, gbias);
 }
 
 const char* conv2d_winograd_kernel_name() { return impl().name; }

@@ -46,6 +46,7 @@ struct WinoMicroAvx2 : WinoGenericHoriz {
 
 }  // namespace
 
-const WinogradImpl winograd_avx2_impl = {"winograd_avx2", winograd_entry<WinoMicroAvx2>};
+const WinogradImpl winograd_avx2_impl = {"winograd_avx2", winograd_entry<WinoMicroAvx2>,
+                                   wgrad_block_entry<WinoMicroAvx2>};
 
 }  // namespace striate::cpu

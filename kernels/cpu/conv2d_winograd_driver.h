@@ -110,6 +110,33 @@ struct Wino<2> {
         out[2 * j + 1] = x1 - x2 - z[3 * KS + j];
       }
   }
+  // Weight gradient: dM = A dY A^T, the transpose of the output transform
+  // (A^T rows {1,1,1,0}, {0,1,-1,-1}), on 2 gradient rows / columns.
+  static void gy_vert(const float* const* r, float* __restrict t, int64_t cnt) {
+    const float* __restrict r0 = r[0];
+    const float* __restrict r1 = r[1];
+    for (int64_t q = 0; q < cnt; ++q) {
+      const float d0 = r0[q], d1 = r1[q];
+      t[q] = d0;
+      t[kRowMax + q] = d0 + d1;
+      t[2 * kRowMax + q] = d0 - d1;
+      t[3 * kRowMax + q] = -d1;
+    }
+  }
+  static void gy_horiz(const float* __restrict s, float* const* v, int64_t n) {
+    float* __restrict v0 = v[0];
+    float* __restrict v1 = v[1];
+    float* __restrict v2 = v[2];
+    float* __restrict v3 = v[3];
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float d0 = s[2 * j], d1 = s[2 * j + 1];
+        v0[j] = d0;
+        v1[j] = d0 + d1;
+        v2[j] = d0 - d1;
+        v3[j] = -d1;
+      }
+  }
 };
 
 template <>
@@ -181,6 +208,44 @@ struct Wino<4> {
         out[4 * j + 1] = b + 2.0f * e;
         out[4 * j + 2] = a + 4.0f * c;
         out[4 * j + 3] = b + 8.0f * e + z[5 * KS + j];
+      }
+  }
+  // Weight gradient: dM = A dY A^T, the transpose of the output transform,
+  // 4 gradient rows / columns to 6 points: u0 = d0, u1,2 = (d0 + d2) +-
+  // (d1 + d3), u3,4 = (d0 + 4 d2) +- (2 d1 + 8 d3), u5 = d3.
+  static void gy_vert(const float* const* r, float* __restrict t, int64_t cnt) {
+    const float* __restrict r0 = r[0];
+    const float* __restrict r1 = r[1];
+    const float* __restrict r2 = r[2];
+    const float* __restrict r3 = r[3];
+    for (int64_t q = 0; q < cnt; ++q) {
+      const float d0 = r0[q], d1 = r1[q], d2 = r2[q], d3 = r3[q];
+      const float e = d0 + d2, f = d1 + d3, g = d0 + 4.0f * d2, h = 2.0f * d1 + 8.0f * d3;
+      t[q] = d0;
+      t[kRowMax + q] = e + f;
+      t[2 * kRowMax + q] = e - f;
+      t[3 * kRowMax + q] = g + h;
+      t[4 * kRowMax + q] = g - h;
+      t[5 * kRowMax + q] = d3;
+    }
+  }
+  static void gy_horiz(const float* __restrict s, float* const* v, int64_t n) {
+    float* __restrict v0 = v[0];
+    float* __restrict v1 = v[1];
+    float* __restrict v2 = v[2];
+    float* __restrict v3 = v[3];
+    float* __restrict v4 = v[4];
+    float* __restrict v5 = v[5];
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float d0 = s[4 * j], d1 = s[4 * j + 1], d2 = s[4 * j + 2], d3 = s[4 * j + 3];
+        const float e = d0 + d2, f = d1 + d3, g = d0 + 4.0f * d2, h = 2.0f * d1 + 8.0f * d3;
+        v0[j] = d0;
+        v1[j] = e + f;
+        v2[j] = e - f;
+        v3[j] = g + h;
+        v4[j] = g - h;
+        v5[j] = d3;
       }
   }
 };
@@ -262,6 +327,33 @@ void output_run(const WinogradPlan& wp, const float* mo, int64_t xs, float bias,
   }
 }
 
+// Weight-gradient transform of n tiles of one output channel's gradient
+// plane gyo: dm + xi * xs receives point xi of dM = A dY A^T per tile. The
+// parts of the tiles outside the plane are no outputs, so their gradient is
+// zero. Writes lanes_up(n) columns (see kLanes; the extra lanes are zero).
+template <int M>
+void gy_run(const WinogradPlan& wp, const float* gyo, int64_t ty, int64_t tx, int64_t n,
+            float* dm, int64_t xs) {
+  constexpr int A = Wino<M>::A;
+  const Conv2dParams& p = wp.p;
+  const int64_t n16 = lanes_up(n), len = n16 * M;
+  const int64_t ow0 = tx * M, cols = wmin(n * M, p.w_out - ow0);
+  alignas(64) float vert[A * kRowMax + kLanes];
+  const float* rp[M];
+  for (int r = 0; r < M; ++r) {
+    const int64_t oh = ty * M + r;
+    rp[r] = oh < p.h_out ? gyo + oh * p.w_out + ow0 : kZeroRow;
+  }
+  Wino<M>::gy_vert(rp, vert, cols);
+  for (int i = 0; i < A; ++i)
+    for (int64_t q = cols; q < len; ++q) vert[i * kRowMax + q] = 0.0f;
+  for (int i = 0; i < A; ++i) {
+    float* vi[A];
+    for (int k = 0; k < A; ++k) vi[k] = dm + (i * A + k) * xs;
+    Wino<M>::gy_horiz(vert + i * kRowMax, vi, n16);
+  }
+}
+
 // Calls f(image, ty, tx, n, offset) for the runs of tiles [t0, t0 + nt):
 // each run lies in one tile row and has at most kSegMax tiles.
 template <class F>
@@ -324,6 +416,42 @@ void winograd_run(const WinogradPlan& wp, const float* x, const float* u, const 
       });
     }
   }
+}
+
+// Weight gradient, one block of tiles [t0, t0 + nt): the input transform
+// v[xi][ci][t] (as the forward pass) and the gradient transform
+// dm[xi][co][t], both with row stride wp.ld; the caller runs the alpha^2
+// GEMMs dU[xi] += dM[xi] V[xi]^T and the filter back-transform. Threads
+// split the channels: every element is written by one thread.
+template <class Micro, int M>
+void wgrad_block_run(const WinogradPlan& wp, const float* x, const float* gy, int64_t t0,
+                     int64_t nt, float* v, float* dm) {
+  const Conv2dParams& p = wp.p;
+  const int64_t ci = p.c_in, co = p.c_out, ld = wp.ld;
+  const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
+#pragma omp parallel
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t c = 0; c < ci; ++c)
+      for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
+        input_run<Micro, M>(wp, x + (img * ci + c) * hw_in, ty, tx, n, v + c * ld + off,
+                            ci * ld);
+      });
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < co; ++o)
+      for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
+        gy_run<M>(wp, gy + (img * co + o) * hw_out, ty, tx, n, dm + o * ld + off, co * ld);
+      });
+  }
+}
+
+template <class Micro>
+void wgrad_block_entry(const WinogradPlan& wp, const float* x, const float* gy, int64_t t0,
+                       int64_t nt, float* v, float* dm) {
+  if (wp.m == 2)
+    wgrad_block_run<Micro, 2>(wp, x, gy, t0, nt, v, dm);
+  else
+    wgrad_block_run<Micro, 4>(wp, x, gy, t0, nt, v, dm);
 }
 
 template <class Micro>

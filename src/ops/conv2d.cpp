@@ -375,16 +375,17 @@ void conv2d_backward(const Conv2dPlan& plan, const float* gy, const float* x,
     }
     case Conv2dAlgorithm::winograd_f2:
     case Conv2dAlgorithm::winograd_f4: {
-      // Data gradient by Winograd (any padding, see conv2d_winograd.cpp);
-      // the weight gradient is a correlation of x with gy, im2col's GEMM.
+      // Data gradient by Winograd on the transposed problem (any padding,
+      // see conv2d_winograd.cpp), weight gradient through the same
+      // transforms.
       const int m = winograd_tile(plan.algorithm);
       float* ws = workspace_floats(std::max(cpu::conv2d_winograd_workspace(p, m, true),
-                                            cpu::conv2d_im2col_workspace(p)));
+                                            cpu::conv2d_winograd_backward_weights_workspace(p, m)));
       if (p.n > 0) {  // an empty batch has no tiles (see conv2d_forward); gx is empty
         const auto f = winograd_filter(p, m, true, w);
         cpu::conv2d_winograd_backward_data(p, m, gy, f->u.data(), gx, ws);
       }
-      cpu::conv2d_im2col_backward_weights(p, gy, x, gw, gb, ws);
+      cpu::conv2d_winograd_backward_weights(p, m, gy, x, gw, gb, ws);
       return;
     }
     default:
