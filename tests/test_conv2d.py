@@ -81,19 +81,19 @@ def test_direct_and_im2col_agree_on_large_layer():
 def test_auto_algorithm_choice():
     from striate import _C
     # src/ops/conv2d.cpp auto_algorithm / auto_avx2: on AVX2 the stride-1
-    # direct kernel takes 3x3 layers up to 64x64 channels (forward on planes
-    # up to 28x28); the AVX-512 level (whose Winograd and GEMM are twice as
-    # wide) only up to 32 channels.
+    # direct kernel takes 3x3 layers of up to 64x64 channels on small planes
+    # (<= 8x8 forward, <= 16x16 backward); the AVX-512 level (whose Winograd
+    # and GEMM are twice as wide) only up to 32 channels.
     x = np.zeros((1, 64, 8, 8), np.float32)
     isa = _C.isa_selected()
     simd = isa != "baseline"
     w64 = np.zeros((64, 64, 3, 3), np.float32)
     assert ops.conv2d_algorithm(x, w64, padding=1) == {
         "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f2"}[isa]
-    if isa == "avx2":  # larger planes: Winograd forward, direct backward
+    if isa == "avx2":  # larger planes: Winograd both ways
         x56 = np.zeros((1, 64, 56, 56), np.float32)
         assert ops.conv2d_algorithm(x56, w64, padding=1) == "winograd_f4"
-        assert ops.conv2d_algorithm(x56, w64, padding=1, backward=True) == "direct"
+        assert ops.conv2d_algorithm(x56, w64, padding=1, backward=True) == "winograd_f4"
     assert ops.conv2d_algorithm(x, w64, padding=1, backward=True) == {
         "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f2"}[isa]
     assert ops.conv2d_algorithm(x, w64, stride=2) == ("im2col" if simd else "direct")
@@ -102,15 +102,14 @@ def test_auto_algorithm_choice():
     assert ops.conv2d_algorithm(x1, w1) == "direct"
     x2 = np.zeros((1, 512, 14, 14), np.float32)
     w512 = np.zeros((512, 512, 3, 3), np.float32)
-    # big-channel layers: Winograd (AVX2: always F(4x4); backward on planes
-    # below 14x14 im2col)
+    # big-channel layers: Winograd (AVX2: F(4x4) forward; backward F(2x2)
+    # below 28x28 planes)
     if simd:
         tile = "winograd_f4" if isa == "avx2" else "winograd_f2"
         assert ops.conv2d_algorithm(x2, w512, padding=1) == tile
-        assert ops.conv2d_algorithm(x2, w512, padding=1, backward=True) == tile
+        assert ops.conv2d_algorithm(x2, w512, padding=1, backward=True) == "winograd_f2"
         x7 = np.zeros((1, 512, 7, 7), np.float32)
-        assert ops.conv2d_algorithm(x7, w512, padding=1, backward=True) == (
-            "im2col" if isa == "avx2" else "winograd_f2")
+        assert ops.conv2d_algorithm(x7, w512, padding=1, backward=True) == "winograd_f2"
 
 
 def test_conversion_of_float64_and_noncontiguous_input():

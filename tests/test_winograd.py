@@ -147,21 +147,25 @@ def test_tile_choice():
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
         assert pick(256, 256, 14, 14, "auto") == "winograd_f2"
     elif isa == "avx2":
-        # src/ops/conv2d.cpp auto_avx2: direct below 64x64 channels (and on
-        # small planes up to 128x128), else F(4x4) on every plane
-        assert pick(32, 64, 56, 56, "auto") == "direct"
-        assert pick(64, 64, 28, 28, "auto") == "direct"
-        assert pick(128, 128, 14, 14, "auto") == "direct"
-        assert pick(128, 128, 28, 28, "auto") == "winograd_f4"
-        assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
-        assert pick(256, 256, 8, 8, "auto") == "winograd_f4"
-        assert pick(512, 512, 14, 14, "auto") == "winograd_f4"
-        # 13x13 (AlexNet conv3-5): 4x4 tiles use 169 of 256 outputs, the
-        # flat grid 169 of 192 -- direct forward; backward stays im2col
-        assert pick(192, 384, 13, 13, "auto") == "direct"
-        assert ops.conv2d_algorithm(np.zeros((1, 192, 13, 13), np.float32),
-                                    np.zeros((384, 192, 3, 3), np.float32),
-                                    padding=1, backward=True) == "im2col"
+        # src/ops/conv2d.cpp auto_avx2: direct for 16x16 channels and, up to
+        # 64x64, on planes <= 8x8 forward / <= 16x16 backward; else forward
+        # F(4x4) on every plane, backward F(4x4) from 28x28 and F(2x2) below
+        def pick_bwd(c_in, c_out, h):
+            return ops.conv2d_algorithm(np.zeros((1, c_in, h, h), np.float32),
+                                        np.zeros((c_out, c_in, 3, 3), np.float32),
+                                        padding=1, backward=True)
+        assert pick(16, 16, 32, 32, "auto") == "direct"
+        assert pick(64, 64, 8, 8, "auto") == "direct"
+        assert pick(32, 32, 16, 16, "auto") == "winograd_f4"
+        assert pick(64, 64, 28, 28, "auto") == "winograd_f4"
+        assert pick(192, 384, 13, 13, "auto") == "winograd_f4"
+        assert pick(512, 512, 7, 7, "auto") == "winograd_f4"
+        assert pick_bwd(16, 16, 32) == "direct"
+        assert pick_bwd(32, 32, 16) == "direct"
+        assert pick_bwd(64, 64, 28) == "winograd_f4"
+        assert pick_bwd(128, 128, 14) == "winograd_f2"
+        assert pick_bwd(192, 384, 13) == "winograd_f2"
+        assert pick_bwd(512, 512, 7) == "winograd_f2"
     assert pick(8, 64, 56, 56, "auto") not in ("winograd_f2", "winograd_f4")
 
 

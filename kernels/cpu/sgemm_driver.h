@@ -24,7 +24,7 @@
 
 #include "sgemm_isa.h"
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -124,6 +124,27 @@ inline void transpose16(const float* const* s, int64_t k0, float* d, int64_t ld)
   }
 }
 #pragma GCC diagnostic pop
+#elif defined(__AVX2__)
+// d[k * ld + i] = s[i][k0 + k] for i, k < 8: the AVX2 level's 8x8 register
+// transpose (pairs, quads, then 128-bit lanes), for the same reason.
+inline void transpose8(const float* const* s, int64_t k0, float* d, int64_t ld) {
+  __m256 r[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s[i] + k0);
+  for (int i = 0; i < 8; i += 2) {
+    u[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    u[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) {
+    r[g] = _mm256_shuffle_ps(u[g], u[g + 2], 0x44);
+    r[g + 1] = _mm256_shuffle_ps(u[g], u[g + 2], 0xEE);
+    r[g + 2] = _mm256_shuffle_ps(u[g + 1], u[g + 3], 0x44);
+    r[g + 3] = _mm256_shuffle_ps(u[g + 1], u[g + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(d + q * ld, _mm256_permute2f128_ps(r[q], r[4 + q], 0x20));
+    _mm256_storeu_ps(d + (4 + q) * ld, _mm256_permute2f128_ps(r[q], r[4 + q], 0x31));
+  }
+}
 #endif
 
 // Global depth [k0, k0 + kc) x global columns [g, g + cols) of op(B), with
@@ -145,6 +166,15 @@ void pack_bt_tile(const GemmParams& p, const GemmBatch& bt, const float* b, int6
         for (; k + 16 <= klen; k += 16) transpose16(rows, k, dd + k * NR + c, NR);
         for (; k < klen; ++k)
           for (int i = 0; i < 16; ++i) dd[k * NR + c + i] = rows[i][k];
+      }
+#elif defined(__AVX2__)
+      for (; c + 8 <= clen; c += 8) {
+        const float* rows[8];
+        for (int i = 0; i < 8; ++i) rows[i] = bi + (j + c + i) * p.ldb + kd;
+        int64_t k = 0;
+        for (; k + 8 <= klen; k += 8) transpose8(rows, k, dd + k * NR + c, NR);
+        for (; k < klen; ++k)
+          for (int i = 0; i < 8; ++i) dd[k * NR + c + i] = rows[i][k];
       }
 #endif
       for (; c < clen; ++c) {

@@ -1,5 +1,6 @@
 // conv2d op: argument checks, output shape, algorithm choice, workspace.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <list>
 #include <memory>
@@ -51,37 +52,31 @@ Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
 }
 
 // The AVX2 level's choice for stride-1 ungrouped non-1x1 layers, or nullopt
-// to use the generic rules below. Measured side by side on this project's
-// 2-core AVX2 machine (2026-12-02, docs/benchmarks.md; 3x3 layers of 16-512
-// channels on 7x7-56x56 planes, about 2M input floats per batch):
-// - the stride-1 direct kernel won every layer below 64x64 channels forward
-//   and backward (2-3x over Winograd and im2col at 16-32 channels, where
-//   the transforms and the column copy outweigh the arithmetic), forward
-//   also 64x64 channels up to 28x28 and 128x128 up to 14x14, and every
-//   non-3x3 layer (5x5, 7x7 at stride 1) over im2col;
-// - above that Winograd F(4x4) won forward on every plane from 7x7 up
-//   (F(2x2) never did on this level, unlike the AVX-512 one) and backward
-//   (its data gradient, with im2col's weight gradient) except on planes
-//   below 14x14 with >= 256x256 channels, where im2col's GEMMs won;
-// - after the flat grid's rows shared their padding (2026-12-03), direct
-//   also won forward on 13x13 planes of 192-384 channels (see below).
+// to use the generic rules below. Re-measured side by side on this
+// project's 2-core AVX2 machine after the Winograd GEMM stopped spilling its
+// accumulators and the Winograd backward got its own weight gradient
+// (2026-12-03; 3x3 layers of 16-512 channels on 7x7-224x224 planes,
+// batches 2-128, docs/benchmarks.md):
+// - the stride-1 direct kernel wins where the channel product is tiny
+//   (16x16, ResNet-20's first stage: forward 6.4 vs F(2x2) 6.8 ms, backward
+//   12.8 vs 25 ms at batch 128) and, up to 64x64 channels, on planes of at
+//   most 8x8 forward / 16x16 backward, where tiles waste SIMD lanes and the
+//   tile-sum GEMMs of the weight gradient are shallow; every non-3x3 layer
+//   (5x5, 7x7 at stride 1) runs direct too;
+// - everywhere else F(4x4) wins forward on every plane from 7x7 up (13x13:
+//   15-20 ms vs F(2x2) 19-23 and direct 26-43 at AlexNet's channels);
+// - backward F(4x4) from 28x28 outputs up (ResNet-18 128@28 b16: 30 ms vs
+//   F(2x2) 35, direct 57), F(2x2) below (13x13/14x14/7x7: 35-64 ms vs F(4x4)
+//   39-75 and im2col 61-81): more tiles make the weight gradient's GEMMs
+//   deeper and waste fewer lanes.
 std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
   if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return std::nullopt;
   if (!winograd_unsupported(p).empty()) return Conv2dAlgorithm::direct;
   const int64_t cc = p.c_in * p.c_out;
   const int64_t side = std::min(p.h_out, p.w_out);
-  const bool direct = backward ? cc <= 64 * 64
-                               : cc < 64 * 64 || (cc <= 64 * 64 && side <= 28) ||
-                                     (cc <= 128 * 128 && side <= 14);
+  const bool direct = cc <= 16 * 16 || (cc <= 64 * 64 && side <= (backward ? 16 : 8));
   if (direct || p.c_in < 16 || p.c_out < 16) return Conv2dAlgorithm::direct;
-  if (backward && cc >= 256 * 256 && side < 14) return Conv2dAlgorithm::im2col;
-  // Forward on planes that 4x4 tiles cover badly: 13x13 uses 169 of F(4x4)'s
-  // 256 tile outputs but 169 of the flat grid's 192, and direct measured
-  // 10-20% faster there (AlexNet conv3/conv5, batch 16); at 14x14 (196/256
-  // vs 196/216) the two tied, so direct needs a 1.25x better lane use.
-  const int64_t tiles = (p.h_out + 3) / 4 * ((p.w_out + 3) / 4) * 16;
-  if (!backward && 4 * tiles >= 5 * cpu::conv2d_direct_s1_flat_outputs(p))
-    return Conv2dAlgorithm::direct;
+  if (backward && side < 28) return Conv2dAlgorithm::winograd_f2;
   return Conv2dAlgorithm::winograd_f4;
 }
 
@@ -379,13 +374,24 @@ void conv2d_backward(const Conv2dPlan& plan, const float* gy, const float* x,
       // see conv2d_winograd.cpp), weight gradient through the same
       // transforms.
       const int m = winograd_tile(plan.algorithm);
-      float* ws = workspace_floats(std::max(cpu::conv2d_winograd_workspace(p, m, true),
-                                            cpu::conv2d_winograd_backward_weights_workspace(p, m)));
+      float* ws = workspace_floats(
+          std::max({cpu::conv2d_winograd_workspace(p, m, true),
+                    cpu::conv2d_winograd_backward_weights_workspace(p, m),
+                    cpu::conv2d_im2col_workspace(p)}));
       if (p.n > 0) {  // an empty batch has no tiles (see conv2d_forward); gx is empty
         const auto f = winograd_filter(p, m, true, w);
         cpu::conv2d_winograd_backward_data(p, m, gy, f->u.data(), gx, ws);
       }
       cpu::conv2d_winograd_backward_weights(p, m, gy, x, gw, gb, ws);
+      // An Inf or NaN in x or gy reaches every weight gradient of its
+      // channel through the transforms (0 * Inf = NaN), where the exact
+      // correlation keeps +-Inf and leaves taps the value never meets
+      // finite. gw is small, so checking it costs nothing; when it is not
+      // all finite, im2col recomputes it with torch's non-finite pattern.
+      const int64_t gw_n = p.c_out * p.c_in * 9;
+      bool finite = true;
+      for (int64_t i = 0; i < gw_n && finite; ++i) finite = std::isfinite(gw[i]);
+      if (!finite) cpu::conv2d_im2col_backward_weights(p, gy, x, gw, gb, ws);
       return;
     }
     default:
