@@ -61,9 +61,6 @@ bool conv2d_direct_s1_backward_data(const Conv2dParams& p, const float* gy, cons
 bool conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, const float* x,
                                        float* gw, float* gbias, float* workspace, int threads);
 const char* conv2d_direct_s1_kernel_name();
-// Flat outputs the kernel computes per output plane (h_out*w_out of them
-// are kept): its lane use, for the op layer's algorithm choice.
-int64_t conv2d_direct_s1_flat_outputs(const Conv2dParams& p);
 
 // im2col + GEMM. Workspace sizes are in floats.
 int64_t conv2d_im2col_workspace(const Conv2dParams& p);
@@ -90,8 +87,12 @@ void conv2d_winograd_backward_data(const Conv2dParams& p, int m, const float* gy
                                    const float* u, float* gx, float* workspace);
 // Weight gradient by the same transforms (needs
 // conv2d_winograd_backward_weights_workspace floats); gbias may be null.
+// Returns false, gw then unusable, when gw came out non-finite: an Inf or
+// NaN in x or gy reaches every tap of its channel through the transforms
+// (0 * Inf = NaN), where the exact correlation keeps +-Inf and leaves the
+// taps it never meets finite -- the caller recomputes it exactly.
 int64_t conv2d_winograd_backward_weights_workspace(const Conv2dParams& p, int m);
-void conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float* gy,
+bool conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float* gy,
                                       const float* x, float* gw, float* gbias,
                                       float* workspace);
 const char* conv2d_winograd_kernel_name();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "conv2d_direct_s1.h"
+#include "conv_common.h"
 #include "striate/isa.h"
 #include "striate/kernels_cpu.h"
 
@@ -106,10 +107,8 @@ std::vector<int64_t> tap_offsets(const Conv2dParams& p, const Geom& g) {
 }
 
 // Copies n floats and returns the largest |value| as bits: Inf and NaN are
-// exactly the bit patterns >= kNonFinite. An integer max reduction (unlike a
-// float sum) vectorizes without reassociating anything, so the probe costs
+// exactly the bit patterns >= kNonFinite (conv_common.h). The probe costs
 // about one instruction per vector of a copy the kernel makes anyway.
-constexpr uint32_t kNonFinite = 0x7f800000u;
 
 uint32_t copy_probe(const float* src, float* dst, int64_t n) {
   uint32_t top = 0;
@@ -122,15 +121,6 @@ uint32_t copy_probe(const float* src, float* dst, int64_t n) {
   return top;
 }
 
-bool all_finite(const float* v, int64_t n) {
-  uint32_t top = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, v + i, sizeof u);
-    top = std::max(top, u & 0x7fffffffu);
-  }
-  return top < kNonFinite;
-}
 
 // x_pad[c][r][s] = x[c][r - pad_top][s - pad_left] inside x, 0 elsewhere;
 // negative pads crop (the backward-data convolution has pad k-1-pad).
@@ -285,8 +275,6 @@ bool conv2d_direct_s1_applies(const Conv2dParams& p) {
 }
 
 const char* conv2d_direct_s1_kernel_name() { return impl().name; }
-
-int64_t conv2d_direct_s1_flat_outputs(const Conv2dParams& p) { return geom(p).len; }
 
 int64_t conv2d_direct_s1_workspace(const Conv2dParams& p, int threads, bool backward) {
   const Geom g = geom(p);

@@ -10,6 +10,7 @@
 #include <cassert>
 
 #include "conv2d_winograd.h"
+#include "conv_common.h"
 #include "sgemm_isa.h"
 #include "striate/isa.h"
 #include "striate/kernels_cpu.h"
@@ -167,7 +168,7 @@ int64_t conv2d_winograd_backward_weights_workspace(const Conv2dParams& p, int m)
 // sums its block's tiles in order and the blocks in order (beta = 1), and
 // the block size depends only on the shape: bitwise identical for any
 // thread count.
-void conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float* gy,
+bool conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float* gy,
                                       const float* x, float* gw, float* gbias,
                                       float* workspace) {
   const WinogradPlan wp = make_plan(p, m);
@@ -176,7 +177,8 @@ void conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float*
   float* v = reinterpret_cast<float*>(
       (reinterpret_cast<uintptr_t>(du + xis * co * ci) + 63) & ~uintptr_t{63});
   float* dm = v + xis * ci * ld;
-  for (int64_t i = 0; i < xis * co * ci; ++i) du[i] = 0.0f;  // an empty batch sums nothing
+  if (wp.tiles == 0)  // an empty batch sums nothing
+    for (int64_t i = 0; i < xis * co * ci; ++i) du[i] = 0.0f;
   for (int64_t t0 = 0; t0 < wp.tiles; t0 += wp.block) {
     const int64_t nt = wp.tiles - t0 < wp.block ? wp.tiles - t0 : wp.block;
     impl().wgrad_block(wp, x, gy, t0, nt, v, dm);
@@ -184,7 +186,7 @@ void conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float*
     gp.m = co, gp.n = ci, gp.k = nt;
     gp.trans_b = true;
     gp.lda = ld, gp.ldb = ld, gp.ldc = ci;
-    gp.beta = 1.0f;
+    gp.beta = t0 == 0 ? 0.0f : 1.0f;  // the first block overwrites dU
     for (int64_t xi = 0; xi < xis; ++xi)
       sgemm_batched(gp, GemmBatch{}, GemmEpilogue{}, dm + xi * co * ld, v + xi * ci * ld,
                     du + xi * co * ci);
@@ -199,7 +201,9 @@ void conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float*
       for (int r = 0; r < 3; ++r) filter_1d_t(m, t + a * r, 1, g + 3 * r, 1);
       for (int k = 0; k < 9; ++k) gw[(o * ci + i) * 9 + k] = static_cast<float>(g[k]);
     }
+  if (!all_finite(gw, co * ci * 9)) return false;
   if (gbias) conv2d_bias_backward(p, gy, gbias);
+  return true;
 }
 
 const char* conv2d_winograd_kernel_name() { return impl().name; }

@@ -14,8 +14,9 @@ struct WinoMicroAvx2 : WinoGenericHoriz {
   // arrays in memory and stored all 12 of them in every k iteration (the
   // same failure as the SGEMM microkernel, sgemm_avx2.cpp), which capped
   // the GEMM stage at half the FMA rate.
-  __attribute__((noinline)) static void block(int64_t k, const float* __restrict a, const float* __restrict b, int64_t ldb,
-                    float* __restrict c, int64_t ldc, int rows) {
+  __attribute__((noinline)) static void block(int64_t k, const float* __restrict a,
+                                              const float* __restrict b, int64_t ldb,
+                                              float* __restrict c, int64_t ldc, int rows) {
     __m256 c0[6], c1[6];
 #pragma GCC unroll 6
     for (int r = 0; r < 6; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
@@ -47,6 +48,6 @@ struct WinoMicroAvx2 : WinoGenericHoriz {
 }  // namespace
 
 const WinogradImpl winograd_avx2_impl = {"winograd_avx2", winograd_entry<WinoMicroAvx2>,
-                                   wgrad_block_entry<WinoMicroAvx2>};
+                                         wgrad_block_entry<WinoMicroAvx2>};
 
 }  // namespace striate::cpu

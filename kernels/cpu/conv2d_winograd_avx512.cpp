@@ -143,6 +143,6 @@ struct WinoMicroAvx512 {
 }  // namespace
 
 const WinogradImpl winograd_avx512_impl = {"winograd_avx512", winograd_entry<WinoMicroAvx512>,
-                                   wgrad_block_entry<WinoMicroAvx512>};
+                                           wgrad_block_entry<WinoMicroAvx512>};
 
 }  // namespace striate::cpu

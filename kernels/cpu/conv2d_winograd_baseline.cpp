@@ -28,7 +28,8 @@ struct WinoMicroBaseline : WinoGenericHoriz {
 
 }  // namespace
 
-const WinogradImpl winograd_baseline_impl = {"winograd_baseline", winograd_entry<WinoMicroBaseline>,
-                                   wgrad_block_entry<WinoMicroBaseline>};
+const WinogradImpl winograd_baseline_impl = {"winograd_baseline",
+                                             winograd_entry<WinoMicroBaseline>,
+                                             wgrad_block_entry<WinoMicroBaseline>};
 
 }  // namespace striate::cpu

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace striate::cpu {
 
@@ -44,6 +45,21 @@ inline Range taps_in_reach(int64_t pad, int64_t dil, int64_t stride, int64_t n_i
 // maxps) keeps NaN as NaN, like torch's relu; `y > 0 ? y : 0` would zero it.
 inline void relu_inplace(float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = y[i] < 0.0f ? 0.0f : y[i];
+}
+
+// Inf and NaN are exactly the float bit patterns whose magnitude bits are
+// >= kNonFinite. An integer max reduction (unlike a float sum) vectorizes
+// without reassociating anything.
+constexpr uint32_t kNonFinite = 0x7f800000u;
+
+inline bool all_finite(const float* v, int64_t n) {
+  uint32_t top = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, v + i, sizeof u);
+    top = std::max(top, u & 0x7fffffffu);
+  }
+  return top < kNonFinite;
 }
 
 }  // namespace striate::cpu

@@ -1,6 +1,5 @@
 // conv2d op: argument checks, output shape, algorithm choice, workspace.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <list>
 #include <memory>
@@ -382,16 +381,10 @@ void conv2d_backward(const Conv2dPlan& plan, const float* gy, const float* x,
         const auto f = winograd_filter(p, m, true, w);
         cpu::conv2d_winograd_backward_data(p, m, gy, f->u.data(), gx, ws);
       }
-      cpu::conv2d_winograd_backward_weights(p, m, gy, x, gw, gb, ws);
-      // An Inf or NaN in x or gy reaches every weight gradient of its
-      // channel through the transforms (0 * Inf = NaN), where the exact
-      // correlation keeps +-Inf and leaves taps the value never meets
-      // finite. gw is small, so checking it costs nothing; when it is not
-      // all finite, im2col recomputes it with torch's non-finite pattern.
-      const int64_t gw_n = p.c_out * p.c_in * 9;
-      bool finite = true;
-      for (int64_t i = 0; i < gw_n && finite; ++i) finite = std::isfinite(gw[i]);
-      if (!finite) cpu::conv2d_im2col_backward_weights(p, gy, x, gw, gb, ws);
+      // A non-finite Winograd weight gradient is recomputed exactly, with
+      // torch's Inf/NaN pattern (see kernels_cpu.h).
+      if (!cpu::conv2d_winograd_backward_weights(p, m, gy, x, gw, gb, ws))
+        cpu::conv2d_im2col_backward_weights(p, gy, x, gw, gb, ws);
       return;
     }
     default:
