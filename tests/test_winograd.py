@@ -1,6 +1,7 @@
-"""Winograd conv2d (winograd_f2 / winograd_f4): forward and backward against the
-float64 reference on every ISA level, accuracy at large channel counts,
-PyTorch, the transformed-filter cache, thread safety and determinism."""
+"""Winograd conv2d (winograd_f2 / winograd_f4: F(2x2,3x3), F(4x4,3x3) and
+F(2x2,5x5)): forward and backward against the float64 reference on every ISA
+level, accuracy at large channel counts, PyTorch, the transformed-filter
+cache, thread safety and determinism."""
 
 import textwrap
 import threading
@@ -14,6 +15,9 @@ from striate import ops
 from striate import reference as ref
 
 TILES = ["winograd_f2", "winograd_f4"]
+# (algorithm, kernel size): every Winograd variant there is.
+VARIANTS = [("winograd_f2", 3), ("winograd_f4", 3), ("winograd_f2", 5)]
+VARIANT_IDS = ["f2_3x3", "f4_3x3", "f2_5x5"]
 # Bound of the issue for unit-scale data and C <= 512 (docs/winograd.md has
 # the measured errors: ~1e-6 for F2, ~2e-5 for F4 at C=512).
 WINO_RTOL = 1e-3
@@ -46,54 +50,60 @@ CASES += [
     ((2, 13, 9, 300), 25, (1, 0), True, True),  # runs longer than 64 tiles
     ((1, 3, 3, 3), 2, 0, False, False),     # a single output
     ((3, 5, 7, 7), 12, 1, True, True),      # 7x7: one full + one partial F4 tile
+    ((2, 3, 4, 5), 5, (6, 5), True, False),  # padding beyond the kernel: both crop
 ]
 
 
-def _inputs(case, seed):
+def _inputs(case, seed, k=3):
+    """The case's arrays for a k x k kernel: 5x5 cases get planes 2 larger
+    each way, so every case has at least one output."""
     xs, co, padding, has_bias, relu = case
+    if k == 5:
+        xs = (xs[0], xs[1], xs[2] + 2, xs[3] + 2)
     rng = np.random.default_rng(seed)
-    x, w = rand(rng, *xs), rand(rng, co, xs[1], 3, 3)
+    x, w = rand(rng, *xs), rand(rng, co, xs[1], k, k)
     b = rand(rng, co) if has_bias else None
     return rng, x, w, b, padding, relu
 
 
-@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("tile,k", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_forward_matches_reference(isa, case, tile):
-    rng, x, w, b, padding, relu = _inputs(CASES[case], case)
+def test_forward_matches_reference(isa, case, tile, k):
+    rng, x, w, b, padding, relu = _inputs(CASES[case], case, k)
     y = ops.conv2d(x, w, b, padding=padding, algorithm=tile,
                    activation="relu" if relu else None)
     y_ref = ref.conv2d(x, w, b, padding=padding)
     if relu:
         y_ref = np.maximum(y_ref, 0.0)
-    assert_close(y, y_ref, what=f"{isa} {tile} forward {CASES[case]}")
+    assert_close(y, y_ref, what=f"{isa} {tile} {k}x{k} forward {CASES[case]}")
 
 
-@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("tile,k", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_backward_matches_reference(isa, case, tile):
-    rng, x, w, b, padding, _ = _inputs(CASES[case], case)
+def test_backward_matches_reference(isa, case, tile, k):
+    rng, x, w, b, padding, _ = _inputs(CASES[case], case, k)
     y_shape = ref.conv2d(x, w, b, padding=padding).shape
     gy = rand(rng, *y_shape)
     copies = [a.copy() for a in (gy, x, w)]
     grads = ops.conv2d_backward(gy, x, w, b, padding=padding, algorithm=tile)
     assert_all_close(grads, ref.conv2d_backward(gy, x, w, b, padding=padding),
-                     what=f"{isa} {tile} backward {CASES[case]}")
+                     what=f"{isa} {tile} {k}x{k} backward {CASES[case]}")
     for a, c in zip((gy, x, w), copies):
         np.testing.assert_array_equal(a, c)
 
 
-@pytest.mark.parametrize("tile", TILES)
-def test_several_blocks_of_tiles(tile):
+@pytest.mark.parametrize("tile,k", VARIANTS, ids=VARIANT_IDS)
+def test_several_blocks_of_tiles(tile, k):
     # 512 (F4) / 2048 (F2) tiles of 64+64 channels: more than one block.
     rng = np.random.default_rng(11)
-    x, w, b = rand(rng, 2, 64, 64, 64), rand(rng, 64, 64, 3, 3), rand(rng, 64)
-    assert_close(ops.conv2d(x, w, b, padding=1, algorithm=tile), ref.conv2d(x, w, b, padding=1),
-                 what=tile)
+    x, w, b = rand(rng, 2, 64, 64, 64), rand(rng, 64, 64, k, k), rand(rng, 64)
+    pad = k // 2
+    assert_close(ops.conv2d(x, w, b, padding=pad, algorithm=tile),
+                 ref.conv2d(x, w, b, padding=pad), what=tile)
     gy = rand(rng, 2, 64, 64, 64)
     # The weight gradient sums its GEMMs over the blocks in turn.
-    assert_all_close(ops.conv2d_backward(gy, x, w, b, padding=1, algorithm=tile),
-                     ref.conv2d_backward(gy, x, w, b, padding=1), what=tile)
+    assert_all_close(ops.conv2d_backward(gy, x, w, b, padding=pad, algorithm=tile),
+                     ref.conv2d_backward(gy, x, w, b, padding=pad), what=tile)
 
 
 @pytest.mark.parametrize("dist", ["uniform", "normal"])
@@ -102,28 +112,32 @@ def test_error_bound_at_large_channel_counts(c, dist):
     rng = np.random.default_rng(c)
     draw = ((lambda *s: rng.uniform(-1, 1, s)) if dist == "uniform"
             else (lambda *s: rng.standard_normal(s)))
-    x, w = draw(1, c, 12, 12).astype(np.float32), draw(c, c, 3, 3).astype(np.float32)
-    gy = draw(1, c, 12, 12).astype(np.float32)
-    y_ref = ref.conv2d(x, w, padding=1)
-    gx_ref, gw_ref, _ = ref.conv2d_backward(gy, x, w, padding=1)
-    for tile in TILES:
-        assert_close(ops.conv2d(x, w, padding=1, algorithm=tile), y_ref, WINO_RTOL,
-                     what=f"{tile} C={c}")
-        gx, gw, _ = ops.conv2d_backward(gy, x, w, padding=1, algorithm=tile)
-        assert_close(gx, gx_ref, WINO_RTOL, what=f"{tile} grad_x C={c}")
-        assert_close(gw, gw_ref, WINO_RTOL, what=f"{tile} grad_weight C={c}")
+    x, gy = draw(1, c, 12, 12).astype(np.float32), draw(1, c, 12, 12).astype(np.float32)
+    for k in (3, 5):
+        w = draw(c, c, k, k).astype(np.float32)
+        y_ref = ref.conv2d(x, w, padding=k // 2)
+        gx_ref, gw_ref, _ = ref.conv2d_backward(gy, x, w, padding=k // 2)
+        for tile, kk in VARIANTS:
+            if kk != k:
+                continue
+            what = f"{tile} {k}x{k} C={c}"
+            assert_close(ops.conv2d(x, w, padding=k // 2, algorithm=tile), y_ref, WINO_RTOL,
+                         what=what)
+            gx, gw, _ = ops.conv2d_backward(gy, x, w, padding=k // 2, algorithm=tile)
+            assert_close(gx, gx_ref, WINO_RTOL, what=f"{what} grad_x")
+            assert_close(gw, gw_ref, WINO_RTOL, what=f"{what} grad_weight")
 
 
-@pytest.mark.parametrize("tile", TILES)
-def test_weight_gradient_over_many_tiles(tile):
+@pytest.mark.parametrize("tile,k", VARIANTS, ids=VARIANT_IDS)
+def test_weight_gradient_over_many_tiles(tile, k):
     # The weight gradient is a reduction over every tile of the batch (here
     # 16 * 7 * 7 F4 / 16 * 14 * 14 F2 tiles of a 28x28 plane): its error
     # grows with the depth of that sum, unlike the forward pass's.
     rng = np.random.default_rng(3)
-    x, w = rand(rng, 16, 32, 28, 28), rand(rng, 48, 32, 3, 3)
+    x, w = rand(rng, 16, 32, 28, 28), rand(rng, 48, 32, k, k)
     gy = rand(rng, 16, 48, 28, 28)
-    gw = ops.conv2d_backward(gy, x, w, padding=1, algorithm=tile)[1]
-    assert_close(gw, ref.conv2d_backward(gy, x, w, padding=1)[1], WINO_RTOL, what=tile)
+    gw = ops.conv2d_backward(gy, x, w, padding=k // 2, algorithm=tile)[1]
+    assert_close(gw, ref.conv2d_backward(gy, x, w, padding=k // 2)[1], WINO_RTOL, what=tile)
 
 
 def test_tile_choice():
@@ -166,38 +180,73 @@ def test_tile_choice():
         assert pick_bwd(128, 128, 14) == "winograd_f2"
         assert pick_bwd(192, 384, 13) == "winograd_f2"
         assert pick_bwd(512, 512, 7) == "winograd_f2"
+
+        # 5x5 (auto_avx2_5x5): forward F(2x2, 5x5) from 16 channels on
+        # planes >= 28x28 or from 32x32 channels; backward when the tile sum
+        # is deep (C_in*C_out*plane >= 2M), else im2col beyond 32x32 channels.
+        def pick5(c_in, c_out, h, backward=False):
+            return ops.conv2d_algorithm(np.zeros((1, c_in, h, h), np.float32),
+                                        np.zeros((c_out, c_in, 5, 5), np.float32),
+                                        padding=2, backward=backward)
+        assert pick5(64, 192, 27) == "winograd_f2"
+        assert pick5(16, 32, 28) == "winograd_f2"
+        assert pick5(16, 48, 14) == "direct"
+        assert pick5(48, 128, 7) == "winograd_f2"
+        assert pick5(6, 16, 28) == "direct"
+        assert pick5(64, 192, 27, True) == "winograd_f2"
+        assert pick5(128, 128, 14, True) == "winograd_f2"
+        assert pick5(48, 128, 7, True) == "im2col"
+        assert pick5(16, 32, 28, True) == "direct"
     assert pick(8, 64, 56, 56, "auto") not in ("winograd_f2", "winograd_f4")
+
+
+def test_5x5_has_the_2x2_tile_only():
+    x, w = np.zeros((1, 8, 9, 9), np.float32), np.zeros((8, 8, 5, 5), np.float32)
+    assert ops.conv2d_algorithms(x, w, padding=2) == ["direct", "im2col", "winograd_f2"]
+    assert ops.conv2d_algorithm(x, w, padding=2, algorithm="winograd") == "winograd_f2"
+    with pytest.raises(ValueError, match="winograd_f4.*no 4x4 tile for a 5x5 kernel"):
+        ops.conv2d(x, w, padding=2, algorithm="winograd_f4")
+    with pytest.raises(ValueError, match="needs a 3x3 or 5x5 kernel, got 7x7"):
+        ops.conv2d(x, np.zeros((8, 8, 7, 7), np.float32), padding=3, algorithm="winograd")
+    with pytest.raises(ValueError, match="needs stride 1"):
+        ops.conv2d(x, w, padding=2, stride=2, algorithm="winograd_f2")
 
 
 def test_matches_torch():
     torch = torch_or_skip()
     rng = np.random.default_rng(5)
-    x, w, b = rand(rng, 2, 32, 15, 17), rand(rng, 24, 32, 3, 3), rand(rng, 24)
-    y_t = torch.nn.functional.conv2d(*map(torch.from_numpy, (x, w, b)), padding=1).numpy()
-    gy = rand(rng, *y_t.shape)
-    gx_t = torch.nn.grad.conv2d_input(x.shape, torch.from_numpy(w), torch.from_numpy(gy),
-                                      padding=1).numpy()
-    for tile in TILES:
-        assert_close(ops.conv2d(x, w, b, padding=1, algorithm=tile), y_t, what=tile)
-        gx = ops.conv2d_backward(gy, x, w, b, padding=1, algorithm=tile)[0]
-        assert_close(gx, gx_t, what=tile)
+    for tile, k in VARIANTS:
+        x, w, b = rand(rng, 2, 32, 15, 17), rand(rng, 24, 32, k, k), rand(rng, 24)
+        tx, tw, tb = map(torch.from_numpy, (x, w, b))
+        y_t = torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2).numpy()
+        gy = rand(rng, *y_t.shape)
+        tgy = torch.from_numpy(gy)
+        gx_t = torch.nn.grad.conv2d_input(x.shape, tw, tgy, padding=k // 2).numpy()
+        gw_t = torch.nn.grad.conv2d_weight(tx, w.shape, tgy, padding=k // 2).numpy()
+        what = f"{tile} {k}x{k}"
+        assert_close(ops.conv2d(x, w, b, padding=k // 2, algorithm=tile), y_t, what=what)
+        gx, gw, _ = ops.conv2d_backward(gy, x, w, b, padding=k // 2, algorithm=tile)
+        assert_close(gx, gx_t, what=what)
+        assert_close(gw, gw_t, what=what)
 
 
-@pytest.mark.parametrize("tile", TILES)
-def test_filter_cache_notices_weights_changed_in_place(tile):
+@pytest.mark.parametrize("tile,k", VARIANTS, ids=VARIANT_IDS)
+def test_filter_cache_notices_weights_changed_in_place(tile, k):
     rng = np.random.default_rng(8)
-    x, w = rand(rng, 1, 6, 9, 9), rand(rng, 5, 6, 3, 3)
+    x, w = rand(rng, 1, 6, 9, 9), rand(rng, 5, 6, k, k)
     gy = rand(rng, 1, 5, 9, 9)
+    pad = k // 2
     for step in range(3):
-        y = ops.conv2d(x, w, padding=1, algorithm=tile)
-        again = ops.conv2d(x, w, padding=1, algorithm=tile)  # served from the cache
+        y = ops.conv2d(x, w, padding=pad, algorithm=tile)
+        again = ops.conv2d(x, w, padding=pad, algorithm=tile)  # served from the cache
         np.testing.assert_array_equal(y, again)
-        assert_close(y, ref.conv2d(x, w, padding=1), what=f"{tile} step {step}")
-        gx = ops.conv2d_backward(gy, x, w, padding=1, algorithm=tile)[0]
-        assert_close(gx, ref.conv2d_backward(gy, x, w, padding=1)[0], what=f"{tile} step {step}")
+        assert_close(y, ref.conv2d(x, w, padding=pad), what=f"{tile} step {step}")
+        gx = ops.conv2d_backward(gy, x, w, padding=pad, algorithm=tile)[0]
+        assert_close(gx, ref.conv2d_backward(gy, x, w, padding=pad)[0],
+                     what=f"{tile} step {step}")
         # Same array, same address, new values: one element, then all of them.
         if step == 0:
-            w[4, 5, 2, 2] += 3.0
+            w[4, 5, k - 1, k - 1] += 3.0
         else:
             w *= -0.5
 
@@ -234,9 +283,10 @@ DETERMINISM = textwrap.dedent("""
     rng = np.random.default_rng(0)
     r = lambda *s: rng.standard_normal(s).astype(np.float32)
     h = hashlib.sha256()
-    for xs, co, pad in [((2, 64, 64, 64), 64, 1), ((3, 7, 13, 11), 13, (0, 2))]:
-        x, w, b = r(*xs), r(co, xs[1], 3, 3), r(co)
-        for tile in ("winograd_f2", "winograd_f4"):
+    for xs, co, pad, k in [((2, 64, 64, 64), 64, 1, 3), ((3, 7, 13, 11), 13, (0, 2), 3),
+                           ((2, 48, 40, 40), 40, 2, 5)]:
+        x, w, b = r(*xs), r(co, xs[1], k, k), r(co)
+        for tile in ("winograd_f2", "winograd_f4") if k == 3 else ("winograd_f2",):
             y = ops.conv2d(x, w, b, padding=pad, algorithm=tile, activation="relu")
             grads = ops.conv2d_backward(r(*y.shape), x, w, b, padding=pad, algorithm=tile)
             for a in (y, *grads):

@@ -72,10 +72,11 @@ void conv2d_im2col_backward_weights(const Conv2dParams& p, const float* gy,
                                     const float* x, float* gw, float* gbias,
                                     float* workspace);
 
-// Winograd F(m x m, 3 x 3), m = 2 or 4 (conv2d_winograd.cpp): 3x3, stride 1,
-// dilation 1, groups 1, any padding. Filters are transformed once into u
+// Winograd F(m x m, r x r) (conv2d_winograd.cpp): r = p.kh = p.kw = 3 with
+// m = 2 or 4, or r = 5 with m = 2; stride 1, dilation 1, groups 1, any
+// padding. Filters are transformed once into u
 // (conv2d_winograd_filter_floats floats; the op layer caches them);
-// backward_data transforms them for the data gradient, which is the 3x3
+// backward_data transforms them for the data gradient, which is the r x r
 // convolution of gy with the flipped, channel-transposed kernel.
 int64_t conv2d_winograd_filter_floats(const Conv2dParams& p, int m, bool backward_data);
 void conv2d_winograd_filter(const Conv2dParams& p, int m, bool backward_data,

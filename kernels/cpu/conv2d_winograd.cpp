@@ -1,11 +1,12 @@
-// Winograd F(m x m, 3 x 3) convolution, m = 2 or 4: blocking plan, filter
+// Winograd F(m x m, r x r) convolution -- F(2,3), F(4,3) and F(2,5), the
+// last on F(4,3)'s six points (r = the kernel size): blocking plan, filter
 // transform and dispatch to the driver of the selected ISA level
 // (conv2d_winograd_driver.h). docs/winograd.md has the design and the
 // measured accuracy.
 //
 // Backward-data is the same forward kernel run on the transposed problem:
-// gx = conv(gy, w'), w'[ci][co][r][s] = w[co][ci][2-r][2-s], low padding
-// 2 - pad (negative padding crops, which the driver's bounds checks handle),
+// gx = conv(gy, w'), w'[ci][co][i][j] = w[co][ci][r-1-i][r-1-j], low
+// padding r - 1 - pad (negative padding crops, which the driver's bounds checks handle),
 // so every padding is covered without a fallback.
 #include <cassert>
 
@@ -37,21 +38,22 @@ Conv2dParams transposed(const Conv2dParams& p) {
   Conv2dParams t = p;
   t.c_in = p.c_out, t.h_in = p.h_out, t.w_in = p.w_out;
   t.c_out = p.c_in, t.h_out = p.h_in, t.w_out = p.w_in;
-  t.pad_top = 2 - p.pad_top, t.pad_left = 2 - p.pad_left;
+  t.pad_top = p.kh - 1 - p.pad_top, t.pad_left = p.kw - 1 - p.pad_left;
   t.relu = false;
   return t;
 }
 
 WinogradPlan make_plan(const Conv2dParams& p, int m) {
-  assert(p.kh == 3 && p.kw == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
-         p.dil_w == 1 && p.groups == 1 && (m == 2 || m == 4));
+  assert(p.kh == p.kw && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 &&
+         p.groups == 1 && ((p.kh == 3 && (m == 2 || m == 4)) || (p.kh == 5 && m == 2)));
   WinogradPlan wp;
   wp.p = p;
   wp.m = m;
+  wp.r = static_cast<int>(p.kh);
   wp.tiles_h = (p.h_out + m - 1) / m;
   wp.tiles_w = (p.w_out + m - 1) / m;
   wp.tiles = p.n * wp.tiles_h * wp.tiles_w;
-  const int64_t a = m + 2, per_tile = a * a * (p.c_in + p.c_out);
+  const int64_t a = m + wp.r - 1, per_tile = a * a * (p.c_in + p.c_out);
   const int64_t all = (wp.tiles + kWinoStrip - 1) / kWinoStrip * kWinoStrip;
   int64_t block = kBlockBudget / per_tile / kWinoStrip * kWinoStrip;
   block = block < kWinoStrip ? kWinoStrip : block;
@@ -65,15 +67,30 @@ WinogradPlan make_plan(const Conv2dParams& p, int m) {
   return wp;
 }
 
+int64_t alpha(const WinogradPlan& wp) { return wp.m + wp.r - 1; }
+
 int64_t workspace_of(const WinogradPlan& wp) {
-  const int64_t a = wp.m + 2;
+  const int64_t a = alpha(wp);
   return a * a * (wp.p.c_in + wp.p.c_out) * wp.ld + 16;  // +16: alignment slack
 }
 
-// 1-D filter transform u = G g (alpha values from 3 taps, strides si / so),
-// in double: the fractions of F(4,3) (1/4, 1/6, 1/12, 1/24) are then
-// rounded once, when the result is stored as float.
-void filter_1d(int m, const double* g, int64_t si, double* u, int64_t so) {
+// 1-D filter transform u = G g (alpha values from r taps, strides si /
+// so), in double: the fractions (1/4, 1/6, 1/12, 1/24) are then rounded
+// once, when the result is stored as float. G row i is (1, p, p^2, ...)
+// over p_i's Lagrange denominator, for the points {0, 1, -1, 2, -2, inf}.
+void filter_1d(int m, int r, const double* g, int64_t si, double* u, int64_t so) {
+  if (r == 5) {
+    const double g0 = g[0], g1 = g[si], g2 = g[2 * si], g3 = g[3 * si], g4 = g[4 * si];
+    const double e = g0 + g2 + g4, o = g1 + g3;                    // points +-1
+    const double e2 = g0 + 4 * g2 + 16 * g4, o2 = 2 * g1 + 8 * g3;  // points +-2
+    u[0] = g0 / 4;
+    u[so] = -(e + o) / 6;
+    u[2 * so] = -(e - o) / 6;
+    u[3 * so] = (e2 + o2) / 24;
+    u[4 * so] = (e2 - o2) / 24;
+    u[5 * so] = g4;
+    return;
+  }
   const double g0 = g[0], g1 = g[si], g2 = g[2 * si];
   if (m == 2) {
     u[0] = g0;
@@ -91,8 +108,19 @@ void filter_1d(int m, const double* g, int64_t si, double* u, int64_t so) {
 }
 
 // The transpose of filter_1d: g_j = sum_i G[i][j] u_i (alpha values at
-// stride si to 3 taps at stride so), the chain rule through u = G g.
-void filter_1d_t(int m, const double* u, int64_t si, double* g, int64_t so) {
+// stride si to r taps at stride so), the chain rule through u = G g.
+void filter_1d_t(int m, int r, const double* u, int64_t si, double* g, int64_t so) {
+  if (r == 5) {
+    const double u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si], u4 = u[4 * si],
+                 u5 = u[5 * si];
+    const double s1 = u1 + u2, d1 = u2 - u1, s2 = u3 + u4, d2 = u3 - u4;
+    g[0] = u0 / 4 - s1 / 6 + s2 / 24;
+    g[so] = d1 / 6 + d2 / 12;
+    g[2 * so] = -s1 / 6 + s2 / 6;
+    g[3 * so] = d1 / 6 + d2 / 3;
+    g[4 * so] = -s1 / 6 + 2 * s2 / 3 + u5;
+    return;
+  }
   if (m == 2) {
     const double u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si];
     g[0] = u0 + (u1 + u2) / 2;
@@ -111,30 +139,31 @@ void filter_1d_t(int m, const double* u, int64_t si, double* g, int64_t so) {
 
 int64_t conv2d_winograd_filter_floats(const Conv2dParams& p, int m, bool backward_data) {
   const WinogradPlan wp = make_plan(backward_data ? transposed(p) : p, m);
-  return (m + 2) * (m + 2) * wp.panels * kWinoPanelRows * wp.p.c_in;
+  return alpha(wp) * alpha(wp) * wp.panels * kWinoPanelRows * wp.p.c_in;
 }
 
 void conv2d_winograd_filter(const Conv2dParams& p, int m, bool backward_data, const float* w,
                             float* u) {
   const WinogradPlan wp = make_plan(backward_data ? transposed(p) : p, m);
-  const int64_t a = m + 2, ci = wp.p.c_in, co = wp.p.c_out;
+  const int64_t a = alpha(wp), ci = wp.p.c_in, co = wp.p.c_out;
+  const int kr = wp.r, taps = kr * kr;
   const int64_t rows = wp.panels * kWinoPanelRows;
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < rows; ++o) {
     const int64_t pn = o / kWinoPanelRows, r = o % kWinoPanelRows;
     for (int64_t i = 0; i < ci; ++i) {
-      double g[9], t[6 * 3], uu[6 * 6];
-      for (int k = 0; k < 9; ++k) {
+      double g[25], t[6 * 5], uu[6 * 6];
+      for (int k = 0; k < taps; ++k) {
         if (o >= co)
           g[k] = 0.0;  // padding rows of the last panel
         else if (!backward_data)
-          g[k] = w[(o * ci + i) * 9 + k];
+          g[k] = w[(o * ci + i) * taps + k];
         else  // flipped, with the channel roles swapped
-          g[k] = w[(i * co + o) * 9 + (8 - k)];
+          g[k] = w[(i * co + o) * taps + (taps - 1 - k)];
       }
       // Columns first (t[row point][tap column]), then rows: uu[row point][column point].
-      for (int c = 0; c < 3; ++c) filter_1d(m, g + c, 3, t + c, 3);
-      for (int k = 0; k < a; ++k) filter_1d(m, t + 3 * k, 1, uu + a * k, 1);
+      for (int c = 0; c < kr; ++c) filter_1d(m, kr, g + c, kr, t + c, kr);
+      for (int k = 0; k < a; ++k) filter_1d(m, kr, t + kr * k, 1, uu + a * k, 1);
       for (int xi = 0; xi < a * a; ++xi)
         u[((xi * wp.panels + pn) * ci + i) * kWinoPanelRows + r] = static_cast<float>(uu[xi]);
     }
@@ -157,7 +186,7 @@ void conv2d_winograd_backward_data(const Conv2dParams& p, int m, const float* gy
 
 int64_t conv2d_winograd_backward_weights_workspace(const Conv2dParams& p, int m) {
   const WinogradPlan wp = make_plan(p, m);
-  return workspace_of(wp) + (m + 2) * (m + 2) * p.c_out * p.c_in;
+  return workspace_of(wp) + alpha(wp) * alpha(wp) * p.c_out * p.c_in;
 }
 
 // Weight gradient through the transform (Lavin & Gray's scheme run
@@ -172,7 +201,8 @@ bool conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float*
                                       const float* x, float* gw, float* gbias,
                                       float* workspace) {
   const WinogradPlan wp = make_plan(p, m);
-  const int64_t a = m + 2, xis = a * a, ci = p.c_in, co = p.c_out, ld = wp.ld;
+  const int64_t a = alpha(wp), xis = a * a, ci = p.c_in, co = p.c_out, ld = wp.ld;
+  const int kr = wp.r, taps = kr * kr;
   float* du = workspace;
   float* v = reinterpret_cast<float*>(
       (reinterpret_cast<uintptr_t>(du + xis * co * ci) + 63) & ~uintptr_t{63});
@@ -194,14 +224,14 @@ bool conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float*
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < co; ++o)
     for (int64_t i = 0; i < ci; ++i) {
-      double d[6 * 6], t[3 * 6], g[9];
+      double d[6 * 6], t[5 * 6], g[25];
       for (int64_t xi = 0; xi < xis; ++xi) d[xi] = du[(xi * co + o) * ci + i];
       // Row points to tap rows (t[tap row][column point]), then column points.
-      for (int k = 0; k < a; ++k) filter_1d_t(m, d + k, a, t + k, a);
-      for (int r = 0; r < 3; ++r) filter_1d_t(m, t + a * r, 1, g + 3 * r, 1);
-      for (int k = 0; k < 9; ++k) gw[(o * ci + i) * 9 + k] = static_cast<float>(g[k]);
+      for (int k = 0; k < a; ++k) filter_1d_t(m, kr, d + k, a, t + k, a);
+      for (int r = 0; r < kr; ++r) filter_1d_t(m, kr, t + a * r, 1, g + kr * r, 1);
+      for (int k = 0; k < taps; ++k) gw[(o * ci + i) * taps + k] = static_cast<float>(g[k]);
     }
-  if (!all_finite(gw, co * ci * 9)) return false;
+  if (!all_finite(gw, co * ci * taps)) return false;
   if (gbias) conv2d_bias_backward(p, gy, gbias);
   return true;
 }

@@ -1,4 +1,4 @@
-// Winograd F(m x m, 3 x 3) internals shared by conv2d_winograd.cpp (plan,
+// Winograd F(m x m, r x r) internals shared by conv2d_winograd.cpp (plan,
 // filter transform, dispatch) and the per-ISA drivers
 // (conv2d_winograd_{baseline,avx2,avx512}.cpp via conv2d_winograd_driver.h).
 #pragma once
@@ -22,10 +22,11 @@ constexpr int64_t kWinoStrip = 32;
 // Everything the per-ISA driver needs, computed once in conv2d_winograd.cpp
 // (so the workspace size and the driver agree on the blocking). `p` is the
 // convolution actually run: for backward-data it is the transposed one
-// (c_in/c_out swapped, pads 2 - pad, possibly negative = cropping).
+// (c_in/c_out swapped, pads r - 1 - pad, possibly negative = cropping).
 struct WinogradPlan {
   Conv2dParams p;
   int m = 4;                      // output tile size (2 or 4)
+  int r = 3;                      // kernel size (3, or 5 with m = 2); alpha = m + r - 1
   int64_t tiles_h = 0, tiles_w = 0;
   int64_t tiles = 0;              // n * tiles_h * tiles_w
   int64_t block = 0;              // tiles per block (multiple of kWinoStrip)

@@ -121,13 +121,21 @@ void out_horiz_avx512(const float* z, float* out, int64_t n) {
 }
 
 struct WinoMicroAvx512 {
-  template <int M>
+  // F(2x2, 5x5) uses the portable passes (GCC's vectorization of them):
+  // it has not been measured on an AVX-512 machine.
+  template <int M, int R>
   static void in_horiz(const float* s, float* const* v, int64_t n) {
-    in_horiz_avx512<M>(s, v, n);
+    if constexpr (R == 3)
+      in_horiz_avx512<M>(s, v, n);
+    else
+      Wino<M, R>::in_horiz(s, v, n);
   }
-  template <int M>
+  template <int M, int R>
   static void out_horiz(const float* z, float* out, int64_t n) {
-    out_horiz_avx512<M>(z, out, n);
+    if constexpr (R == 3)
+      out_horiz_avx512<M>(z, out, n);
+    else
+      Wino<M, R>::out_horiz(z, out, n);
   }
   static void strip(int64_t k, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                     int rows) {

@@ -1,4 +1,4 @@
-// Winograd F(m x m, 3 x 3) driver, included by exactly one translation unit
+// Winograd F(m x m, r x r) driver (F(2,3), F(4,3), F(2,5)), included by exactly one translation unit
 // per ISA level (conv2d_winograd_{baseline,avx2,avx512}.cpp), each compiled
 // with its own flags; like sgemm_driver.h it lives in an anonymous namespace
 // and uses no standard-library templates, so no AVX-512 code can be merged
@@ -54,7 +54,7 @@ inline int64_t lanes_up(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; 
 //   in_horiz:  vertical row s (tile j at s[j*M]) -> v[k][j], n lanes
 //   out_vert:  d[i] = GEMM rows of points (i, k) -> z[r * kSegMax + j]
 //   out_horiz: z[k * M * kSegMax + j] -> out[j * M + c], one output row
-template <int M>
+template <int M, int R = 3>
 struct Wino;
 
 template <>
@@ -162,15 +162,17 @@ struct Wino<4> {
     }
   }
   static void in_horiz(const float* __restrict s, float* const* v, int64_t n) {
-    in_horiz6(s, v[0], v[1], v[2], v[3], v[4], v[5], n);
+    in_horiz6<4>(s, v[0], v[1], v[2], v[3], v[4], v[5], n);
   }
+  // S: the tile stride (4 here, 2 for F(2x2, 5x5), which shares B^T).
+  template <int S>
   static void in_horiz6(const float* __restrict s, float* __restrict v0, float* __restrict v1,
                         float* __restrict v2, float* __restrict v3, float* __restrict v4,
                         float* __restrict v5, int64_t n) {
     for (int64_t j0 = 0; j0 < n; j0 += kLanes)
       for (int64_t j = j0; j < j0 + kLanes; ++j) {
-        const float x0 = s[4 * j], x1 = s[4 * j + 1], x2 = s[4 * j + 2], x3 = s[4 * j + 3],
-                    x4 = s[4 * j + 4], x5 = s[4 * j + 5];
+        const float x0 = s[S * j], x1 = s[S * j + 1], x2 = s[S * j + 2], x3 = s[S * j + 3],
+                    x4 = s[S * j + 4], x5 = s[S * j + 5];
         const float s12 = x4 - 4.0f * x2, s34 = x3 - 4.0f * x1;
         const float u42 = x4 - x2, u31 = 2.0f * (x3 - x1);
         v0[j] = 4.0f * x0 - 5.0f * x2 + x4;
@@ -250,25 +252,97 @@ struct Wino<4> {
   }
 };
 
+// F(2x2, 5x5) on the same six points as F(4x4, 3x3): the input transform
+// B^T depends only on the points (it interpolates), so it is F(4,3)'s at a
+// tile stride of 2; A^T (2 x 6) evaluates the degree-1 output polynomial,
+// rows {1,1,1,1,1,0} and {0,1,-1,2,-2,1}; G (6 x 5) carries the fractions
+// (conv2d_winograd.cpp). 36 multiplies per 2x2 outputs against 100 direct.
+template <>
+struct Wino<2, 5> {
+  static constexpr int A = 6;
+  static void in_vert(const float* const* r, float* __restrict t, int64_t cnt) {
+    Wino<4>::in_vert(r, t, cnt);
+  }
+  static void in_horiz(const float* __restrict s, float* const* v, int64_t n) {
+    Wino<4>::in_horiz6<2>(s, v[0], v[1], v[2], v[3], v[4], v[5], n);
+  }
+  static void out_vert(const float* const* d, float* __restrict z, int64_t n) {
+    out_vert6(d[0], d[1], d[2], d[3], d[4], d[5], z, n);
+  }
+  static void out_vert6(const float* __restrict d0, const float* __restrict d1,
+                        const float* __restrict d2, const float* __restrict d3,
+                        const float* __restrict d4, const float* __restrict d5,
+                        float* __restrict z, int64_t n) {
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x1 = d1[j], x2 = d2[j], x3 = d3[j], x4 = d4[j];
+        z[j] = d0[j] + (x1 + x2) + (x3 + x4);
+        z[kSegMax + j] = (x1 - x2) + 2.0f * (x3 - x4) + d5[j];
+      }
+  }
+  static void out_horiz(const float* __restrict z, float* __restrict out, int64_t n) {
+    constexpr int64_t KS = kSegMax * 2;
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x1 = z[KS + j], x2 = z[2 * KS + j], x3 = z[3 * KS + j], x4 = z[4 * KS + j];
+        out[2 * j] = z[j] + (x1 + x2) + (x3 + x4);
+        out[2 * j + 1] = (x1 - x2) + 2.0f * (x3 - x4) + z[5 * KS + j];
+      }
+  }
+  // Weight gradient: dM = A dY A^T, 2 gradient rows / columns to 6 points:
+  // u0 = d0, u1,2 = d0 +- d1, u3,4 = d0 +- 2 d1, u5 = d1.
+  static void gy_vert(const float* const* r, float* __restrict t, int64_t cnt) {
+    const float* __restrict r0 = r[0];
+    const float* __restrict r1 = r[1];
+    for (int64_t q = 0; q < cnt; ++q) {
+      const float d0 = r0[q], d1 = r1[q];
+      t[q] = d0;
+      t[kRowMax + q] = d0 + d1;
+      t[2 * kRowMax + q] = d0 - d1;
+      t[3 * kRowMax + q] = d0 + 2.0f * d1;
+      t[4 * kRowMax + q] = d0 - 2.0f * d1;
+      t[5 * kRowMax + q] = d1;
+    }
+  }
+  static void gy_horiz(const float* __restrict s, float* const* v, int64_t n) {
+    float* __restrict v0 = v[0];
+    float* __restrict v1 = v[1];
+    float* __restrict v2 = v[2];
+    float* __restrict v3 = v[3];
+    float* __restrict v4 = v[4];
+    float* __restrict v5 = v[5];
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float d0 = s[2 * j], d1 = s[2 * j + 1];
+        v0[j] = d0;
+        v1[j] = d0 + d1;
+        v2[j] = d0 - d1;
+        v3[j] = d0 + 2.0f * d1;
+        v4[j] = d0 - 2.0f * d1;
+        v5[j] = d1;
+      }
+  }
+};
+
 // The portable strided passes, for levels without their own.
 struct WinoGenericHoriz {
-  template <int M>
+  template <int M, int R>
   static void in_horiz(const float* s, float* const* v, int64_t n) {
-    Wino<M>::in_horiz(s, v, n);
+    Wino<M, R>::in_horiz(s, v, n);
   }
-  template <int M>
+  template <int M, int R>
   static void out_horiz(const float* z, float* out, int64_t n) {
-    Wino<M>::out_horiz(z, out, n);
+    Wino<M, R>::out_horiz(z, out, n);
   }
 };
 
 // Input transform of n (<= kSegMax) tiles (ty, tx .. tx+n-1) of one channel
 // plane xc; v + xi * xs receives transform point xi of the tiles. Writes
 // lanes_up(n) columns (see kLanes).
-template <class Micro, int M>
+template <class Micro, int M, int R>
 void input_run(const WinogradPlan& wp, const float* xc, int64_t ty, int64_t tx, int64_t n,
                float* v, int64_t xs) {
-  constexpr int A = Wino<M>::A;
+  constexpr int A = Wino<M, R>::A;
   const Conv2dParams& p = wp.p;
   const int64_t n16 = lanes_up(n), need = n * M + (A - M), len = n16 * M + (A - M);
   // Columns [lo, hi) of the run lie inside the input; the rest (padding, and
@@ -281,7 +355,7 @@ void input_run(const WinogradPlan& wp, const float* xc, int64_t ty, int64_t tx, 
     const int64_t ih = ty * M - p.pad_top + r;
     rp[r] = ih < 0 || ih >= p.h_in ? kZeroRow : xc + ih * p.w_in + iw0 + lo;
   }
-  Wino<M>::in_vert(rp, vert + lo, hi - lo);
+  Wino<M, R>::in_vert(rp, vert + lo, hi - lo);
   for (int i = 0; i < A; ++i) {
     float* t = vert + i * kRowMax;
     for (int64_t q = 0; q < lo; ++q) t[q] = 0.0f;
@@ -290,17 +364,17 @@ void input_run(const WinogradPlan& wp, const float* xc, int64_t ty, int64_t tx, 
   for (int i = 0; i < A; ++i) {
     float* vi[A];
     for (int k = 0; k < A; ++k) vi[k] = v + (i * A + k) * xs;
-    Micro::template in_horiz<M>(vert + i * kRowMax, vi, n16);
+    Micro::template in_horiz<M, R>(vert + i * kRowMax, vi, n16);
   }
 }
 
 // Output transform of n tiles of one output channel: mo + xi * xs holds the
 // GEMM result of point xi for the tiles; writes the valid part of the tiles
 // to the plane yo with bias and relu.
-template <class Micro, int M>
+template <class Micro, int M, int R>
 void output_run(const WinogradPlan& wp, const float* mo, int64_t xs, float bias, int64_t ty,
                 int64_t tx, int64_t n, float* yo) {
-  constexpr int A = Wino<M>::A;
+  constexpr int A = Wino<M, R>::A;
   const Conv2dParams& p = wp.p;
   const int64_t n16 = lanes_up(n);
   alignas(64) float z[A][M][kSegMax];  // column point k, output row r, tile j
@@ -308,13 +382,13 @@ void output_run(const WinogradPlan& wp, const float* mo, int64_t xs, float bias,
   for (int k = 0; k < A; ++k) {
     const float* d[A];
     for (int i = 0; i < A; ++i) d[i] = mo + (i * A + k) * xs;
-    Wino<M>::out_vert(d, z[k][0], n16);
+    Wino<M, R>::out_vert(d, z[k][0], n16);
   }
   const int64_t ow0 = tx * M, cols = wmin(n * M, p.w_out - ow0);
   for (int r = 0; r < M; ++r) {
     const int64_t oh = ty * M + r;
     if (oh >= p.h_out) break;
-    Micro::template out_horiz<M>(z[0][r], out, n16);
+    Micro::template out_horiz<M, R>(z[0][r], out, n16);
     float* yr = yo + oh * p.w_out + ow0;
     if (p.relu) {
       for (int64_t q = 0; q < cols; ++q) {
@@ -331,10 +405,10 @@ void output_run(const WinogradPlan& wp, const float* mo, int64_t xs, float bias,
 // plane gyo: dm + xi * xs receives point xi of dM = A dY A^T per tile. The
 // parts of the tiles outside the plane are no outputs, so their gradient is
 // zero. Writes lanes_up(n) columns (see kLanes; the extra lanes are zero).
-template <int M>
+template <int M, int R>
 void gy_run(const WinogradPlan& wp, const float* gyo, int64_t ty, int64_t tx, int64_t n,
             float* dm, int64_t xs) {
-  constexpr int A = Wino<M>::A;
+  constexpr int A = Wino<M, R>::A;
   const Conv2dParams& p = wp.p;
   const int64_t n16 = lanes_up(n), len = n16 * M;
   const int64_t ow0 = tx * M, cols = wmin(n * M, p.w_out - ow0);
@@ -344,13 +418,13 @@ void gy_run(const WinogradPlan& wp, const float* gyo, int64_t ty, int64_t tx, in
     const int64_t oh = ty * M + r;
     rp[r] = oh < p.h_out ? gyo + oh * p.w_out + ow0 : kZeroRow;
   }
-  Wino<M>::gy_vert(rp, vert, cols);
+  Wino<M, R>::gy_vert(rp, vert, cols);
   for (int i = 0; i < A; ++i)
     for (int64_t q = cols; q < len; ++q) vert[i * kRowMax + q] = 0.0f;
   for (int i = 0; i < A; ++i) {
     float* vi[A];
     for (int k = 0; k < A; ++k) vi[k] = dm + (i * A + k) * xs;
-    Wino<M>::gy_horiz(vert + i * kRowMax, vi, n16);
+    Wino<M, R>::gy_horiz(vert + i * kRowMax, vi, n16);
   }
 }
 
@@ -371,12 +445,12 @@ void for_each_run(const WinogradPlan& wp, int64_t t0, int64_t nt, F&& f) {
 // Micro::strip(k, a, b, ldb, c, ldc, rows): c[r][0..kWinoStrip) =
 // sum_kk a[kk * kWinoPanelRows + r] * b[kk * ldb + 0..kWinoStrip) for the
 // first `rows` rows of one filter panel, summing kk in order.
-// Micro::in_horiz<M> / out_horiz<M>: Wino<M>'s, or an ISA-specific version
+// Micro::in_horiz<M, R> / out_horiz<M, R>: Wino<M, R>'s, or an ISA-specific version
 // (same arithmetic, same results) of the two strided passes.
-template <class Micro, int M>
+template <class Micro, int M, int R>
 void winograd_run(const WinogradPlan& wp, const float* x, const float* u, const float* bias,
                   float* y, float* ws) {
-  constexpr int A = Wino<M>::A, XI = A * A;
+  constexpr int A = Wino<M, R>::A, XI = A * A;
   const Conv2dParams& p = wp.p;
   const int64_t ci = p.c_in, co = p.c_out, ld = wp.ld;
   // Align the block buffers to a cache line (the workspace has room for it).
@@ -392,7 +466,7 @@ void winograd_run(const WinogradPlan& wp, const float* x, const float* u, const 
     for (int64_t c = 0; c < ci; ++c) {
       float* vc = v + c * ld;
       for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
-        input_run<Micro, M>(wp, x + (img * ci + c) * hw_in, ty, tx, n, vc + off, ci * ld);
+        input_run<Micro, M, R>(wp, x + (img * ci + c) * hw_in, ty, tx, n, vc + off, ci * ld);
       });
       // The GEMM reads whole strips: keep the columns past the block defined.
       for (int xi = 0; xi < XI; ++xi)
@@ -411,7 +485,7 @@ void winograd_run(const WinogradPlan& wp, const float* x, const float* u, const 
     for (int64_t o = 0; o < co; ++o) {
       const float bo = bias ? bias[o] : 0.0f;
       for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
-        output_run<Micro, M>(wp, mb + o * ld + off, co * ld, bo, ty, tx, n,
+        output_run<Micro, M, R>(wp, mb + o * ld + off, co * ld, bo, ty, tx, n,
                       y + (img * co + o) * hw_out);
       });
     }
@@ -423,7 +497,7 @@ void winograd_run(const WinogradPlan& wp, const float* x, const float* u, const 
 // dm[xi][co][t], both with row stride wp.ld; the caller runs the alpha^2
 // GEMMs dU[xi] += dM[xi] V[xi]^T and the filter back-transform. Threads
 // split the channels: every element is written by one thread.
-template <class Micro, int M>
+template <class Micro, int M, int R>
 void wgrad_block_run(const WinogradPlan& wp, const float* x, const float* gy, int64_t t0,
                      int64_t nt, float* v, float* dm) {
   const Conv2dParams& p = wp.p;
@@ -434,13 +508,13 @@ void wgrad_block_run(const WinogradPlan& wp, const float* x, const float* gy, in
 #pragma omp for schedule(static) nowait
     for (int64_t c = 0; c < ci; ++c)
       for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
-        input_run<Micro, M>(wp, x + (img * ci + c) * hw_in, ty, tx, n, v + c * ld + off,
+        input_run<Micro, M, R>(wp, x + (img * ci + c) * hw_in, ty, tx, n, v + c * ld + off,
                             ci * ld);
       });
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < co; ++o)
       for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
-        gy_run<M>(wp, gy + (img * co + o) * hw_out, ty, tx, n, dm + o * ld + off, co * ld);
+        gy_run<M, R>(wp, gy + (img * co + o) * hw_out, ty, tx, n, dm + o * ld + off, co * ld);
       });
   }
 }
@@ -448,19 +522,23 @@ void wgrad_block_run(const WinogradPlan& wp, const float* x, const float* gy, in
 template <class Micro>
 void wgrad_block_entry(const WinogradPlan& wp, const float* x, const float* gy, int64_t t0,
                        int64_t nt, float* v, float* dm) {
-  if (wp.m == 2)
-    wgrad_block_run<Micro, 2>(wp, x, gy, t0, nt, v, dm);
+  if (wp.r == 5)
+    wgrad_block_run<Micro, 2, 5>(wp, x, gy, t0, nt, v, dm);
+  else if (wp.m == 2)
+    wgrad_block_run<Micro, 2, 3>(wp, x, gy, t0, nt, v, dm);
   else
-    wgrad_block_run<Micro, 4>(wp, x, gy, t0, nt, v, dm);
+    wgrad_block_run<Micro, 4, 3>(wp, x, gy, t0, nt, v, dm);
 }
 
 template <class Micro>
 void winograd_entry(const WinogradPlan& wp, const float* x, const float* u, const float* bias,
                     float* y, float* ws) {
-  if (wp.m == 2)
-    winograd_run<Micro, 2>(wp, x, u, bias, y, ws);
+  if (wp.r == 5)
+    winograd_run<Micro, 2, 5>(wp, x, u, bias, y, ws);
+  else if (wp.m == 2)
+    winograd_run<Micro, 2, 3>(wp, x, u, bias, y, ws);
   else
-    winograd_run<Micro, 4>(wp, x, u, bias, y, ws);
+    winograd_run<Micro, 4, 3>(wp, x, u, bias, y, ws);
 }
 
 }  // namespace

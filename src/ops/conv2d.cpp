@@ -18,12 +18,16 @@ namespace {
 
 constexpr const char* kOp = "conv2d";
 
-// Why Winograd F(m x m, 3 x 3) cannot run these params, or "" when it can:
-// it is a 3x3, stride-1, undilated, ungrouped algorithm.
-std::string winograd_unsupported(const Conv2dParams& p) {
+// Why Winograd cannot run these params with output tile m (0: any tile), or
+// "" when it can: F(2x2, 3x3) and F(4x4, 3x3) for 3x3 kernels, F(2x2, 5x5)
+// for 5x5 ones, all stride-1, undilated, ungrouped.
+std::string winograd_unsupported(const Conv2dParams& p, int m = 0) {
   std::ostringstream why;
-  if (p.kh != 3 || p.kw != 3)
-    why << "needs a 3x3 kernel, got " << p.kh << "x" << p.kw;
+  const bool k3 = p.kh == 3 && p.kw == 3, k5 = p.kh == 5 && p.kw == 5;
+  if (!k3 && !k5)
+    why << "needs a 3x3 or 5x5 kernel, got " << p.kh << "x" << p.kw;
+  else if (k5 && m == 4)
+    why << "has no 4x4 tile for a 5x5 kernel (F(2x2, 5x5) is 'winograd_f2')";
   else if (p.stride_h != 1 || p.stride_w != 1)
     why << "needs stride 1, got (" << p.stride_h << ", " << p.stride_w << ")";
   else if (p.dil_h != 1 || p.dil_w != 1)
@@ -45,6 +49,7 @@ constexpr bool kWinogradImplemented = true;
 // input channels F(2x2) won (1.39-1.48x vs 1.24-1.26x torch), and on 13x13
 // and 14x14 planes F(2x2) is as fast or faster (1.1-1.2x).
 Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
+  if (p.kh == 5) return Conv2dAlgorithm::winograd_f2;  // the only 5x5 tile
   const int64_t side = std::min(p.h_out, p.w_out);
   const bool f4 = side >= 56 || (side >= 28 && p.c_in < 512);
   return f4 ? Conv2dAlgorithm::winograd_f4 : Conv2dAlgorithm::winograd_f2;
@@ -60,17 +65,35 @@ Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
 //   (16x16, ResNet-20's first stage: forward 6.4 vs F(2x2) 6.8 ms, backward
 //   12.8 vs 25 ms at batch 128) and, up to 64x64 channels, on planes of at
 //   most 8x8 forward / 16x16 backward, where tiles waste SIMD lanes and the
-//   tile-sum GEMMs of the weight gradient are shallow; every non-3x3 layer
-//   (5x5, 7x7 at stride 1) runs direct too;
+//   tile-sum GEMMs of the weight gradient are shallow; 7x7 (and larger)
+//   stride-1 layers run direct too;
 // - everywhere else F(4x4) wins forward on every plane from 7x7 up (13x13:
 //   15-20 ms vs F(2x2) 19-23 and direct 26-43 at AlexNet's channels);
 // - backward F(4x4) from 28x28 outputs up (ResNet-18 128@28 b16: 30 ms vs
 //   F(2x2) 35, direct 57), F(2x2) below (13x13/14x14/7x7: 35-64 ms vs F(4x4)
 //   39-75 and im2col 61-81): more tiles make the weight gradient's GEMMs
-//   deeper and waste fewer lanes.
+//   deeper and waste fewer lanes;
+// - 5x5 (auto_avx2_5x5): F(2x2, 5x5) forward from 16 channels on planes of
+//   28x28 and up, or from 32x32 channels on smaller ones (AlexNet conv2
+//   64->192@27 b16: 26 ms vs direct 45, torch 46; GoogLeNet's 5x5 layers
+//   1.1-1.9x over direct, 16->48@14 0.9 vs 1.0 ms direct); backward it
+//   needs a deep tile sum (C_in*C_out*plane >= 2M: 64->192@27 78 ms vs
+//   direct 106, 128->128@14 36 vs im2col 60), else im2col beyond 32x32
+//   channels (48->128@7: 6.1 vs F(2x2) 7.4, direct 14) and direct below.
+Conv2dAlgorithm auto_avx2_5x5(const Conv2dParams& p, bool backward) {
+  const int64_t cc = p.c_in * p.c_out;
+  const int64_t side = std::min(p.h_out, p.w_out), plane = p.h_out * p.w_out;
+  if (p.c_in < 16 || p.c_out < 16) return Conv2dAlgorithm::direct;
+  if (!backward)
+    return side >= 28 || cc >= 32 * 32 ? Conv2dAlgorithm::winograd_f2 : Conv2dAlgorithm::direct;
+  if (cc * plane >= (int64_t{2} << 20)) return Conv2dAlgorithm::winograd_f2;
+  return cc > 32 * 32 ? Conv2dAlgorithm::im2col : Conv2dAlgorithm::direct;
+}
+
 std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
   if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return std::nullopt;
   if (!winograd_unsupported(p).empty()) return Conv2dAlgorithm::direct;
+  if (p.kh == 5) return auto_avx2_5x5(p, backward);
   const int64_t cc = p.c_in * p.c_out;
   const int64_t side = std::min(p.h_out, p.w_out);
   const bool direct = cc <= 16 * 16 || (cc <= 64 * 64 && side <= (backward ? 16 : 8));
@@ -92,7 +115,8 @@ Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   //   cannot recover; larger layers were not measured with it);
   // - otherwise 3x3 stride-1 ungrouped layers with >= 16 input and output
   //   channels use Winograd (the tile as "winograd" picks it); with fewer
-  //   channels the transforms outweigh the saved multiplies;
+  //   channels the transforms outweigh the saved multiplies. F(2x2, 5x5)
+  //   is not chosen here: it has not been run on an AVX-512 machine;
   // - with a SIMD GEMM (avx2/avx512), im2col + GEMM on every other layer
   //   with a real channel reduction (5-25x over the strided direct loops on
   //   1x1 layers, AlexNet conv1 and the 7x7 stem);
@@ -107,7 +131,7 @@ Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
       std::max(p.c_in, p.c_out) <= 32)
     return Conv2dAlgorithm::direct;
   const bool simd = isa != Isa::baseline;
-  if (simd && winograd_unsupported(p).empty() && p.c_in >= 16 && p.c_out >= 16)
+  if (simd && p.kh == 3 && winograd_unsupported(p).empty() && p.c_in >= 16 && p.c_out >= 16)
     return pick_winograd_tile(p);
   if (simd) return Conv2dAlgorithm::im2col;
   const int64_t depth = cin_g * p.kh * p.kw;
@@ -120,7 +144,7 @@ Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p,
   if (name == "direct") return Conv2dAlgorithm::direct;
   if (name == "im2col") return Conv2dAlgorithm::im2col;
   if (name == "winograd" || name == "winograd_f2" || name == "winograd_f4") {
-    const std::string why = winograd_unsupported(p);
+    const std::string why = winograd_unsupported(p, name == "winograd_f4" ? 4 : 0);
     if (!why.empty()) throw_value_error(kOp, ": algorithm='", name, "' ", why);
     if (!kWinogradImplemented)
       throw_not_implemented(kOp, ": algorithm='", name,
@@ -135,17 +159,17 @@ Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p,
 }
 
 // ---- Winograd filter cache ---------------------------------------------------
-// Transforming the filters reads C_out*C_in*9 weights and writes 16/9 (F2)
-// or 4x (F4) as many floats, a sizable part of a small layer's time, so
-// inference reuses them. An entry is keyed by (weight pointer, shape, tile,
-// direction) and is only served after its stored copy of the raw weights
+// Transforming the filters reads C_out*C_in*K*K weights and writes 16/9
+// (F(2,3)), 4x (F(4,3)) or 36/25 (F(2,5)) as many floats, a sizable part of
+// a small layer's time, so inference reuses them. An entry is keyed by
+// (weight pointer, shape, kernel size, tile, direction) and is only served after its stored copy of the raw weights
 // compares equal (memcmp) to the weights passed now: weights changed in
 // place, or a new array at a recycled address, rebuild it, never a stale
 // result. Entries are shared_ptrs so an eviction by another thread cannot
 // free filters a kernel is still reading (the GIL is released meanwhile).
 struct WinogradFilter {
   const float* w;
-  int64_t c_out, c_in;
+  int64_t c_out, c_in, k;
   int m;
   bool backward_data;
   std::vector<float> raw, u;
@@ -165,10 +189,10 @@ size_t filter_bytes(const WinogradFilter& f) {
 std::shared_ptr<const WinogradFilter> winograd_filter(const Conv2dParams& p, int m,
                                                       bool backward_data, const float* w) {
   auto same_key = [&](const WinogradFilter& f) {
-    return f.w == w && f.c_out == p.c_out && f.c_in == p.c_in && f.m == m &&
+    return f.w == w && f.c_out == p.c_out && f.c_in == p.c_in && f.k == p.kh && f.m == m &&
            f.backward_data == backward_data;
   };
-  const size_t n = static_cast<size_t>(p.c_out * p.c_in * 9);
+  const size_t n = static_cast<size_t>(p.c_out * p.c_in * p.kh * p.kw);
   std::shared_ptr<const WinogradFilter> hit;
   {
     std::lock_guard<std::mutex> lock(g_filter_mutex);
@@ -183,7 +207,8 @@ std::shared_ptr<const WinogradFilter> winograd_filter(const Conv2dParams& p, int
   if (hit && std::memcmp(hit->raw.data(), w, n * sizeof(float)) == 0) return hit;
 
   auto f = std::make_shared<WinogradFilter>();
-  f->w = w, f->c_out = p.c_out, f->c_in = p.c_in, f->m = m, f->backward_data = backward_data;
+  f->w = w, f->c_out = p.c_out, f->c_in = p.c_in, f->k = p.kh, f->m = m;
+  f->backward_data = backward_data;
   f->raw.assign(w, w + n);
   f->u.resize(static_cast<size_t>(cpu::conv2d_winograd_filter_floats(p, m, backward_data)));
   cpu::conv2d_winograd_filter(p, m, backward_data, f->raw.data(), f->u.data());
@@ -228,7 +253,7 @@ std::vector<Conv2dAlgorithm> conv2d_algorithms(const Conv2dParams& p) {
   std::vector<Conv2dAlgorithm> out = {Conv2dAlgorithm::direct, Conv2dAlgorithm::im2col};
   if (kWinogradImplemented && winograd_unsupported(p).empty()) {
     out.push_back(Conv2dAlgorithm::winograd_f2);
-    out.push_back(Conv2dAlgorithm::winograd_f4);
+    if (winograd_unsupported(p, 4).empty()) out.push_back(Conv2dAlgorithm::winograd_f4);
   }
   return out;
 }

@@ -47,34 +47,37 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             rounded down, as PyTorch).
         groups: input and output channels are split into this many groups
             (``groups == C_in`` is a depthwise convolution).
-        algorithm: ``"auto"`` (heuristic, measured: direct for
-            depthwise-like layers, C_in/groups * C_out/groups <= 4; with the
-            AVX2/AVX-512 kernels, the stride-1 direct kernel for stride-1
-            ungrouped non-1x1 layers where it won -- on AVX2 every such
-            non-3x3 layer and 3x3 layers up to 64x64 channels (forward: on
-            planes up to 28x28, and up to 128x128 channels up to 14x14),
-            larger 3x3 layers running Winograd F(4x4) (backward: im2col below
-            14x14 with >= 256x256 channels); on AVX-512 layers of <= 32
-            channels --, else Winograd for 3x3
-            stride-1 undilated ungrouped layers with C_in, C_out >= 16 (the
-            tile as ``"winograd"`` picks it), else im2col; on the portable
-            baseline ISA im2col only when C_in/groups*KH*KW >= 64 and
-            H_out*W_out < 784, else direct; :func:`conv2d_algorithm` tells
-            which, ``backward=True`` for :func:`conv2d_backward`'s pick),
+        algorithm: ``"auto"`` (heuristic, measured side by side with
+            PyTorch, src/ops/conv2d.cpp: direct for depthwise-like layers,
+            C_in/groups * C_out/groups <= 4; on AVX2, for stride-1 ungrouped
+            non-1x1 layers: 3x3 with tiny channel products or small planes
+            direct, else Winograd F(4x4,3x3) forward and F(4x4)/F(2x2)
+            backward by plane size; 5x5 F(2x2,5x5) from 16 channels on
+            planes >= 28x28 or from 32x32 channels (backward only where the
+            tile sum is deep, else im2col / direct); 7x7 and larger direct;
+            on AVX-512 the stride-1 direct kernel for layers of <= 32
+            channels, else Winograd for 3x3 stride-1 undilated ungrouped
+            layers with C_in, C_out >= 16 (the tile as ``"winograd"`` picks
+            it), else im2col; on the portable baseline ISA im2col only when
+            C_in/groups*KH*KW >= 64 and H_out*W_out < 784, else direct;
+            :func:`conv2d_algorithm` tells which, ``backward=True`` for
+            :func:`conv2d_backward`'s pick),
             ``"direct"`` (stride-1 ungrouped layers: register-blocked flat
             planes, kernels/cpu/conv2d_direct_s1.h; others: strided loops;
             inputs holding Inf/NaN always take the strided loops, whose
             NaN pattern is PyTorch's), ``"im2col"``,
-            ``"winograd_f2"`` / ``"winograd_f4"`` (Winograd F(2x2,3x3) /
-            F(4x4,3x3): 3x3 kernels, stride 1, dilation 1, groups 1, any
-            padding; 2.25x / 4x fewer multiplies than direct; error ~1e-6
-            (F2) to ~2e-5 (F4, C=512) of the largest output, see
-            docs/winograd.md; transformed filters are cached while the
-            weights are unchanged) and ``"winograd"`` (picks the tile:
+            ``"winograd_f2"`` / ``"winograd_f4"`` (Winograd with a 2x2 / 4x4
+            output tile: F(2x2,3x3) and F(4x4,3x3) for 3x3 kernels,
+            F(2x2,5x5) for 5x5 ones (``"winograd_f2"`` only); stride 1,
+            dilation 1, groups 1, any padding; 2.25x / 4x / 2.8x fewer
+            multiplies than direct; error ~1e-6 (F(2,3)) to ~2e-5 (F(4,3),
+            F(2,5), C=512) of the largest output, see docs/winograd.md;
+            transformed filters are cached while the weights are unchanged)
+            and ``"winograd"`` (picks the tile: F(2x2,5x5) for 5x5; for 3x3
             F4 when the output is at least 56x56, or 28x28 with fewer than
-            512 input channels, else F2). ValueError where
-            Winograd cannot apply. The backward of a Winograd call computes
-            grad_x by Winograd too, grad_weight by im2col.
+            512 input channels, else F2). ValueError where Winograd cannot
+            apply. The backward of a Winograd call computes grad_x and
+            grad_weight through the same transforms.
 
         activation: ``None`` or ``"relu"``: a fused epilogue, y = max(0, conv
             + bias), applied by the kernel while each output block is still
@@ -140,7 +143,8 @@ def conv2d_algorithm(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
 def conv2d_algorithms(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """The algorithms that can run :func:`conv2d` with these arguments, as a list
     of names in a fixed order: ``"direct"`` and ``"im2col"`` always, then
-    ``"winograd_f2"`` and ``"winograd_f4"`` where Winograd applies (3x3 kernel,
-    stride 1, dilation 1, groups 1). Invalid arguments raise as conv2d does."""
+    ``"winograd_f2"`` and ``"winograd_f4"`` where Winograd applies (stride 1,
+    dilation 1, groups 1; 3x3 kernels both, 5x5 kernels ``"winograd_f2"``,
+    i.e. F(2x2,5x5)). Invalid arguments raise as conv2d does."""
     args = _conv2d_args(x, weight, bias, stride, padding, dilation, groups, "auto")
     return list(_C.conv2d_algorithms(*args[:-1]))
