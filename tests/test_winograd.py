@@ -197,7 +197,91 @@ def test_tile_choice():
         assert pick5(128, 128, 14, True) == "winograd_f2"
         assert pick5(48, 128, 7, True) == "im2col"
         assert pick5(16, 32, 28, True) == "direct"
+    if isa in ("avx2", "avx512"):
+        # AlexNet conv1 (11x11/4, 3->64 @224): the rewritten 48->64 3x3 layer
+        # on 55x55 outputs runs F(4x4) both ways.
+        x, w = np.zeros((1, 3, 224, 224), np.float32), np.zeros((64, 3, 11, 11), np.float32)
+        for bwd in (False, True):
+            assert ops.conv2d_algorithm(x, w, stride=4, padding=2, backward=bwd) == "winograd_f4"
     assert pick(8, 64, 56, 56, "auto") not in ("winograd_f2", "winograd_f4")
+
+
+# Strided layers whose stride phases form a 3x3 or 5x5 kernel run by the
+# space-to-depth rewrite (kernels/cpu/conv2d_s2d.cpp): (kernel, stride,
+# padding), odd planes, C_in * stride^2 phase channels.
+STRIDED = [(11, 4, 2), (11, 4, 0), (5, 2, 1), (6, 2, 0), (7, 3, 3), (9, 3, 1), (10, 2, 1),
+           (5, 2, 4)]
+
+
+@pytest.mark.parametrize("k,s,pad", STRIDED, ids=[f"{k}x{k}s{s}p{p}" for k, s, pad in STRIDED
+                                                   for p in [pad]])
+def test_strided_by_space_to_depth_matches_reference(isa, k, s, pad):
+    rng = np.random.default_rng(k * 100 + s * 10 + pad)
+    x = rand(rng, 2, 3, 4 * k + 3, 3 * k + 4)
+    w, b = rand(rng, 13, 3, k, k), rand(rng, 13)
+    algs = ops.conv2d_algorithms(x, w, b, stride=s, padding=pad)
+    phases = -(-k // s)
+    assert algs == ["direct", "im2col", "winograd_f2"] + (["winograd_f4"] if phases == 3 else [])
+    y_ref = ref.conv2d(x, w, b, stride=s, padding=pad)
+    gy = rand(rng, *y_ref.shape)
+    grads_ref = ref.conv2d_backward(gy, x, w, b, stride=s, padding=pad)
+    for tile in algs[2:]:
+        what = f"{isa} {tile} {k}x{k}/{s} pad {pad}"
+        assert_close(ops.conv2d(x, w, b, stride=s, padding=pad, algorithm=tile), y_ref, what=what)
+        assert_close(ops.conv2d(x, w, b, stride=s, padding=pad, algorithm=tile, activation="relu"),
+                     np.maximum(y_ref, 0), what=what + " relu")
+        assert_all_close(ops.conv2d_backward(gy, x, w, b, stride=s, padding=pad, algorithm=tile),
+                         grads_ref, what=what + " backward")
+
+
+def test_strided_by_space_to_depth_edges():
+    rng = np.random.default_rng(77)
+    w = rand(rng, 4, 2, 11, 11)
+    # Empty batch: empty output, zero weight gradient.
+    x0 = np.zeros((0, 2, 40, 40), np.float32)
+    assert ops.conv2d(x0, w, stride=4, algorithm="winograd_f4").shape == (0, 4, 8, 8)
+    gx, gw, gb = ops.conv2d_backward(np.zeros((0, 4, 8, 8), np.float32), x0, w,
+                                     np.zeros(4, np.float32), stride=4, algorithm="winograd_f4")
+    assert gx.shape == x0.shape and not gw.any() and not gb.any()
+    # Input rows and columns no window reaches (41 = 4*7 + 11 + 2) never
+    # reach an output, even as Inf through the transforms.
+    x = rand(rng, 1, 2, 41, 41)
+    x[:, :, 39:, :] = np.inf
+    x[:, :, :, 39:] = np.nan
+    y = ops.conv2d(x, w, stride=4, algorithm="winograd_f4")
+    assert y.shape == (1, 4, 8, 8) and np.isfinite(y).all()
+    assert_close(y, ref.conv2d(x[:, :, :39, :39], w, stride=4), what="unread rows")
+    gx = ops.conv2d_backward(rand(rng, *y.shape), x, w, stride=4, algorithm="winograd_f4")[0]
+    assert not gx[:, :, 39:, :].any() and not gx[:, :, :, 39:].any()
+    # Strides whose phases are not 3x3 / 5x5 keep im2col and direct only.
+    x = rand(rng, 1, 2, 30, 30)
+    for k, s in ((3, 2), (7, 2), (1, 2), (11, 3)):
+        wk = rand(rng, 4, 2, k, k)
+        assert ops.conv2d_algorithms(x, wk, stride=s) == ["direct", "im2col"]
+        with pytest.raises(ValueError, match="stride that splits the kernel"):
+            ops.conv2d(x, wk, stride=s, algorithm="winograd")
+    # Unequal strides and kernels: 7x11 at (2, 4) -> 4x3 phases: no.
+    with pytest.raises(ValueError, match="phases 4x3"):
+        ops.conv2d(x, rand(rng, 4, 2, 7, 11), stride=(2, 4), algorithm="winograd_f2")
+    # 5x11 at (2, 4): 3x3 phases.
+    w2 = rand(rng, 4, 2, 5, 11)
+    assert_close(ops.conv2d(x, w2, stride=(2, 4), padding=(1, 2), algorithm="winograd_f4"),
+                 ref.conv2d(x, w2, stride=(2, 4), padding=(1, 2)), what="5x11/(2,4)")
+
+
+def test_strided_by_space_to_depth_matches_torch():
+    torch = torch_or_skip()
+    rng = np.random.default_rng(78)
+    x, w, b = rand(rng, 2, 3, 67, 67), rand(rng, 16, 3, 11, 11), rand(rng, 16)
+    tx, tw, tb = map(torch.from_numpy, (x, w, b))
+    y_t = torch.nn.functional.conv2d(tx, tw, tb, stride=4, padding=2).numpy()
+    gy = rand(rng, *y_t.shape)
+    gx_t = torch.nn.grad.conv2d_input(x.shape, tw, torch.from_numpy(gy), stride=4,
+                                      padding=2).numpy()
+    for tile in TILES:
+        assert_close(ops.conv2d(x, w, b, stride=4, padding=2, algorithm=tile), y_t, what=tile)
+        gx = ops.conv2d_backward(gy, x, w, b, stride=4, padding=2, algorithm=tile)[0]
+        assert_close(gx, gx_t, what=tile)
 
 
 def test_5x5_has_the_2x2_tile_only():
@@ -209,7 +293,7 @@ def test_5x5_has_the_2x2_tile_only():
     with pytest.raises(ValueError, match="needs a 3x3 or 5x5 kernel, got 7x7"):
         ops.conv2d(x, np.zeros((8, 8, 7, 7), np.float32), padding=3, algorithm="winograd")
     with pytest.raises(ValueError, match="needs stride 1"):
-        ops.conv2d(x, w, padding=2, stride=2, algorithm="winograd_f2")
+        ops.conv2d(x, w, padding=2, stride=3, algorithm="winograd_f2")  # 2x2 phases
 
 
 def test_matches_torch():

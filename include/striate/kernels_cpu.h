@@ -72,6 +72,18 @@ void conv2d_im2col_backward_weights(const Conv2dParams& p, const float* gy,
                                     const float* x, float* gw, float* gbias,
                                     float* workspace);
 
+// Space-to-depth rewrite of a strided convolution (conv2d_s2d.cpp): the
+// stride-1, unpadded convolution with C_in * stride_h * stride_w input
+// channels (the stride phases) and ceil(k / stride) taps per axis that
+// computes the same output. xs holds N x C_in' x H_in' x W_in' floats of
+// conv2d_s2d_params(p), ws its C_out x C_in' x kh' x kw' weights; the
+// _backward functions are the adjoints (gx, gw overwritten).
+Conv2dParams conv2d_s2d_params(const Conv2dParams& p);
+void conv2d_s2d_input(const Conv2dParams& p, const float* x, float* xs);
+void conv2d_s2d_input_backward(const Conv2dParams& p, const float* gxs, float* gx);
+void conv2d_s2d_weight(const Conv2dParams& p, const float* w, float* ws);
+void conv2d_s2d_weight_backward(const Conv2dParams& p, const float* gws, float* gw);
+
 // Winograd F(m x m, r x r) (conv2d_winograd.cpp): r = p.kh = p.kw = 3 with
 // m = 2 or 4, or r = 5 with m = 2; stride 1, dilation 1, groups 1, any
 // padding. Filters are transformed once into u

@@ -1,0 +1,128 @@
+// Space-to-depth rewrite of a strided convolution into a stride-1 one, so
+// that a layer like AlexNet's conv1 (11x11, stride 4) can run by Winograd.
+//
+// Per axis, with stride s, kernel k and kp = ceil(k / s) phase taps: output
+// o reads padded input s*o + t for taps t < k; writing t = s*q + a (phase a
+// < s, q < kp) gives y[o] = sum_a sum_q w[s*q + a] x_a[o + q] with the phase
+// image x_a[i] = xpad[s*i + a]. The phases become input channels
+// (c*s_h + a_h)*s_w + a_w of a kp x kp stride-1 unpadded convolution whose
+// weights are w[s*q + a], zero where s*q + a >= k. AlexNet conv1: 48
+// channels of 57x57, a 3x3 kernel (432 taps against 363, but F(4x4,3x3)
+// then does 4x fewer multiplies).
+//
+// Only input positions the strided convolution reads are copied; the rest of
+// the phase images is zero, so no value it never touches (the rows the
+// output size rounds away) can reach an output.
+#include "striate/kernels_cpu.h"
+
+namespace striate::cpu {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Input coordinate of phase-image position i, phase a, or -1 where the
+// strided convolution never reads it (padding, or past its last window).
+int64_t source(int64_t i, int64_t a, int64_t s, int64_t pad, int64_t n_in, int64_t last) {
+  const int64_t r = s * i + a - pad;
+  return r < 0 || r >= n_in || r > last ? -1 : r;
+}
+
+}  // namespace
+
+Conv2dParams conv2d_s2d_params(const Conv2dParams& p) {
+  Conv2dParams q = p;
+  const int64_t kph = ceil_div(p.kh, p.stride_h), kpw = ceil_div(p.kw, p.stride_w);
+  q.c_in = p.c_in * p.stride_h * p.stride_w;
+  q.kh = kph, q.kw = kpw;
+  q.h_in = p.h_out + kph - 1, q.w_in = p.w_out + kpw - 1;
+  q.stride_h = q.stride_w = 1;
+  q.pad_top = q.pad_left = 0;
+  return q;
+}
+
+void conv2d_s2d_input(const Conv2dParams& p, const float* x, float* xs) {
+  const Conv2dParams q = conv2d_s2d_params(p);
+  const int64_t sh = p.stride_h, sw = p.stride_w;
+  const int64_t last_h = sh * (p.h_out - 1) + p.kh - 1 - p.pad_top;
+  const int64_t last_w = sw * (p.w_out - 1) + p.kw - 1 - p.pad_left;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < p.n; ++n)
+    for (int64_t c = 0; c < q.c_in; ++c) {
+      const int64_t ci = c / (sh * sw), ah = c / sw % sh, aw = c % sw;
+      const float* xp = x + (n * p.c_in + ci) * p.h_in * p.w_in;
+      float* d = xs + (n * q.c_in + c) * q.h_in * q.w_in;
+      for (int64_t i = 0; i < q.h_in; ++i) {
+        const int64_t r = source(i, ah, sh, p.pad_top, p.h_in, last_h);
+        float* dr = d + i * q.w_in;
+        if (r < 0) {
+          for (int64_t j = 0; j < q.w_in; ++j) dr[j] = 0.0f;
+          continue;
+        }
+        const float* xr = xp + r * p.w_in;
+        for (int64_t j = 0; j < q.w_in; ++j) {
+          const int64_t col = source(j, aw, sw, p.pad_left, p.w_in, last_w);
+          dr[j] = col < 0 ? 0.0f : xr[col];
+        }
+      }
+    }
+}
+
+void conv2d_s2d_input_backward(const Conv2dParams& p, const float* gxs, float* gx) {
+  const Conv2dParams q = conv2d_s2d_params(p);
+  const int64_t sh = p.stride_h, sw = p.stride_w;
+  const int64_t last_h = sh * (p.h_out - 1) + p.kh - 1 - p.pad_top;
+  const int64_t last_w = sw * (p.w_out - 1) + p.kw - 1 - p.pad_left;
+  // The copy is injective, so its adjoint is a gather: each input position
+  // takes the gradient of the one phase-image position holding it (zero if
+  // none, i.e. the convolution never read it).
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < p.n; ++n)
+    for (int64_t ci = 0; ci < p.c_in; ++ci) {
+      float* g = gx + (n * p.c_in + ci) * p.h_in * p.w_in;
+      for (int64_t r = 0; r < p.h_in; ++r) {
+        const int64_t rp = r + p.pad_top, i = rp / sh, ah = rp % sh;
+        float* gr = g + r * p.w_in;
+        if (r > last_h || i >= q.h_in) {
+          for (int64_t col = 0; col < p.w_in; ++col) gr[col] = 0.0f;
+          continue;
+        }
+        for (int64_t col = 0; col < p.w_in; ++col) {
+          const int64_t cp = col + p.pad_left, j = cp / sw, aw = cp % sw;
+          const int64_t c = (ci * sh + ah) * sw + aw;
+          gr[col] = col > last_w || j >= q.w_in
+                        ? 0.0f
+                        : gxs[((n * q.c_in + c) * q.h_in + i) * q.w_in + j];
+        }
+      }
+    }
+}
+
+void conv2d_s2d_weight(const Conv2dParams& p, const float* w, float* ws) {
+  const Conv2dParams q = conv2d_s2d_params(p);
+  const int64_t sh = p.stride_h, sw = p.stride_w;
+  for (int64_t o = 0; o < p.c_out; ++o)
+    for (int64_t c = 0; c < q.c_in; ++c) {
+      const int64_t ci = c / (sh * sw), ah = c / sw % sh, aw = c % sw;
+      for (int64_t u = 0; u < q.kh; ++u)
+        for (int64_t v = 0; v < q.kw; ++v) {
+          const int64_t th = sh * u + ah, tw = sw * v + aw;
+          ws[((o * q.c_in + c) * q.kh + u) * q.kw + v] =
+              th < p.kh && tw < p.kw ? w[((o * p.c_in + ci) * p.kh + th) * p.kw + tw] : 0.0f;
+        }
+    }
+}
+
+void conv2d_s2d_weight_backward(const Conv2dParams& p, const float* gws, float* gw) {
+  const Conv2dParams q = conv2d_s2d_params(p);
+  const int64_t sh = p.stride_h, sw = p.stride_w;
+  for (int64_t o = 0; o < p.c_out; ++o)
+    for (int64_t ci = 0; ci < p.c_in; ++ci)
+      for (int64_t th = 0; th < p.kh; ++th)
+        for (int64_t tw = 0; tw < p.kw; ++tw) {
+          const int64_t c = (ci * sh + th % sh) * sw + tw % sw;
+          gw[((o * p.c_in + ci) * p.kh + th) * p.kw + tw] =
+              gws[((o * q.c_in + c) * q.kh + th / sh) * q.kw + tw / sw];
+        }
+}
+
+}  // namespace striate::cpu
