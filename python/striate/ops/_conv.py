@@ -55,6 +55,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             backward by plane size; 5x5 F(2x2,5x5) from 16 channels on
             planes >= 28x28 or from 32x32 channels (backward only where the
             tile sum is deep, else im2col / direct); 7x7 and larger direct;
+            strided layers with 3x3 / 5x5 stride phases by Winograd on the
+            space-to-depth input where the rewritten layer would use it;
             on AVX-512 the stride-1 direct kernel for layers of <= 32
             channels, else Winograd for 3x3 stride-1 undilated ungrouped
             layers with C_in, C_out >= 16 (the tile as ``"winograd"`` picks
@@ -68,8 +70,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             NaN pattern is PyTorch's), ``"im2col"``,
             ``"winograd_f2"`` / ``"winograd_f4"`` (Winograd with a 2x2 / 4x4
             output tile: F(2x2,3x3) and F(4x4,3x3) for 3x3 kernels,
-            F(2x2,5x5) for 5x5 ones (``"winograd_f2"`` only); stride 1,
-            dilation 1, groups 1, any padding; 2.25x / 4x / 2.8x fewer
+            F(2x2,5x5) for 5x5 ones (``"winograd_f2"`` only); dilation 1,
+            groups 1, any padding; stride 1, or a stride that splits the
+            kernel into 3x3 / 5x5 phases (ceil(k / stride), e.g. AlexNet's
+            11x11/4), run as the equivalent stride-1 convolution over the
+            space-to-depth input (docs/winograd.md); 2.25x / 4x / 2.8x fewer
             multiplies than direct; error ~1e-6 (F(2,3)) to ~2e-5 (F(4,3),
             F(2,5), C=512) of the largest output, see docs/winograd.md;
             transformed filters are cached while the weights are unchanged)
@@ -143,8 +148,9 @@ def conv2d_algorithm(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
 def conv2d_algorithms(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """The algorithms that can run :func:`conv2d` with these arguments, as a list
     of names in a fixed order: ``"direct"`` and ``"im2col"`` always, then
-    ``"winograd_f2"`` and ``"winograd_f4"`` where Winograd applies (stride 1,
-    dilation 1, groups 1; 3x3 kernels both, 5x5 kernels ``"winograd_f2"``,
-    i.e. F(2x2,5x5)). Invalid arguments raise as conv2d does."""
+    ``"winograd_f2"`` and ``"winograd_f4"`` where Winograd applies (dilation 1,
+    groups 1; 3x3 kernels both, 5x5 kernels ``"winograd_f2"``, i.e.
+    F(2x2,5x5); stride 1, or strides whose phases ceil(k / stride) are 3x3 or
+    5x5). Invalid arguments raise as conv2d does."""
     args = _conv2d_args(x, weight, bias, stride, padding, dilation, groups, "auto")
     return list(_C.conv2d_algorithms(*args[:-1]))
