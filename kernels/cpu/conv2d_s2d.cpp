@@ -40,61 +40,54 @@ Conv2dParams conv2d_s2d_params(const Conv2dParams& p) {
   return q;
 }
 
-void conv2d_s2d_input(const Conv2dParams& p, const float* x, float* xs) {
+namespace {
+
+// The copy x -> xs (kAdjoint false) or, with the same position map, its
+// adjoint gxs -> gx (kAdjoint true). The copy is injective (each input
+// position sits in at most one phase image, at one place), so the adjoint
+// is a gather back into a zeroed gx: every element is written by one
+// thread, and positions the convolution never read keep their zero.
+template <bool kAdjoint>
+void s2d_map(const Conv2dParams& p, const float* src, float* dst) {
   const Conv2dParams q = conv2d_s2d_params(p);
   const int64_t sh = p.stride_h, sw = p.stride_w;
   const int64_t last_h = sh * (p.h_out - 1) + p.kh - 1 - p.pad_top;
   const int64_t last_w = sw * (p.w_out - 1) + p.kw - 1 - p.pad_left;
+  if (kAdjoint) {
+    const int64_t hw = p.h_in * p.w_in;
+#pragma omp parallel for schedule(static)
+    for (int64_t plane = 0; plane < p.n * p.c_in; ++plane)
+      for (int64_t i = 0; i < hw; ++i) dst[plane * hw + i] = 0.0f;
+  }
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < p.n; ++n)
     for (int64_t c = 0; c < q.c_in; ++c) {
       const int64_t ci = c / (sh * sw), ah = c / sw % sh, aw = c % sw;
-      const float* xp = x + (n * p.c_in + ci) * p.h_in * p.w_in;
-      float* d = xs + (n * q.c_in + c) * q.h_in * q.w_in;
+      const int64_t x_off = (n * p.c_in + ci) * p.h_in * p.w_in;
+      const int64_t xs_off = (n * q.c_in + c) * q.h_in * q.w_in;
       for (int64_t i = 0; i < q.h_in; ++i) {
         const int64_t r = source(i, ah, sh, p.pad_top, p.h_in, last_h);
-        float* dr = d + i * q.w_in;
-        if (r < 0) {
-          for (int64_t j = 0; j < q.w_in; ++j) dr[j] = 0.0f;
-          continue;
-        }
-        const float* xr = xp + r * p.w_in;
+        const int64_t xs_row = xs_off + i * q.w_in, x_row = x_off + r * p.w_in;
         for (int64_t j = 0; j < q.w_in; ++j) {
-          const int64_t col = source(j, aw, sw, p.pad_left, p.w_in, last_w);
-          dr[j] = col < 0 ? 0.0f : xr[col];
+          const int64_t col = r < 0 ? -1 : source(j, aw, sw, p.pad_left, p.w_in, last_w);
+          if (kAdjoint) {
+            if (col >= 0) dst[x_row + col] = src[xs_row + j];
+          } else {
+            dst[xs_row + j] = col < 0 ? 0.0f : src[x_row + col];
+          }
         }
       }
     }
 }
 
+}  // namespace
+
+void conv2d_s2d_input(const Conv2dParams& p, const float* x, float* xs) {
+  s2d_map<false>(p, x, xs);
+}
+
 void conv2d_s2d_input_backward(const Conv2dParams& p, const float* gxs, float* gx) {
-  const Conv2dParams q = conv2d_s2d_params(p);
-  const int64_t sh = p.stride_h, sw = p.stride_w;
-  const int64_t last_h = sh * (p.h_out - 1) + p.kh - 1 - p.pad_top;
-  const int64_t last_w = sw * (p.w_out - 1) + p.kw - 1 - p.pad_left;
-  // The copy is injective, so its adjoint is a gather: each input position
-  // takes the gradient of the one phase-image position holding it (zero if
-  // none, i.e. the convolution never read it).
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < p.n; ++n)
-    for (int64_t ci = 0; ci < p.c_in; ++ci) {
-      float* g = gx + (n * p.c_in + ci) * p.h_in * p.w_in;
-      for (int64_t r = 0; r < p.h_in; ++r) {
-        const int64_t rp = r + p.pad_top, i = rp / sh, ah = rp % sh;
-        float* gr = g + r * p.w_in;
-        if (r > last_h || i >= q.h_in) {
-          for (int64_t col = 0; col < p.w_in; ++col) gr[col] = 0.0f;
-          continue;
-        }
-        for (int64_t col = 0; col < p.w_in; ++col) {
-          const int64_t cp = col + p.pad_left, j = cp / sw, aw = cp % sw;
-          const int64_t c = (ci * sh + ah) * sw + aw;
-          gr[col] = col > last_w || j >= q.w_in
-                        ? 0.0f
-                        : gxs[((n * q.c_in + c) * q.h_in + i) * q.w_in + j];
-        }
-      }
-    }
+  s2d_map<true>(p, gxs, gx);
 }
 
 void conv2d_s2d_weight(const Conv2dParams& p, const float* w, float* ws) {
