@@ -263,6 +263,9 @@ def test_strided_by_space_to_depth_edges():
     # Unequal strides and kernels: 7x11 at (2, 4) -> 4x3 phases: no.
     with pytest.raises(ValueError, match="phases 4x3"):
         ops.conv2d(x, rand(rng, 4, 2, 7, 11), stride=(2, 4), algorithm="winograd_f2")
+    # 10x10 at 2: 5x5 phases, F(2x2, 5x5) only.
+    with pytest.raises(ValueError, match="no 4x4 tile for a 5x5 kernel or 5x5 stride phases"):
+        ops.conv2d(x, rand(rng, 4, 2, 10, 10), stride=2, algorithm="winograd_f4")
     # 5x11 at (2, 4): 3x3 phases.
     w2 = rand(rng, 4, 2, 5, 11)
     assert_close(ops.conv2d(x, w2, stride=(2, 4), padding=(1, 2), algorithm="winograd_f4"),

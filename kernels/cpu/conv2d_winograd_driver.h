@@ -1,5 +1,6 @@
-// Winograd F(m x m, r x r) driver (F(2,3), F(4,3), F(2,5)), included by exactly one translation unit
-// per ISA level (conv2d_winograd_{baseline,avx2,avx512}.cpp), each compiled
+// Winograd F(m x m, r x r) driver (F(2,3), F(4,3), F(2,5)), included by
+// exactly one translation unit per ISA level
+// (conv2d_winograd_{baseline,avx2,avx512}.cpp), each compiled
 // with its own flags; like sgemm_driver.h it lives in an anonymous namespace
 // and uses no standard-library templates, so no AVX-512 code can be merged
 // into a baseline caller.

@@ -37,7 +37,8 @@ std::string winograd_unsupported(const Conv2dParams& p, int m = 0) {
         << "(ceil(kernel / stride)), got a " << p.kh << "x" << p.kw << " kernel at stride ("
         << p.stride_h << ", " << p.stride_w << "): phases " << kh << "x" << kw;
   else if (k5 && m == 4)
-    why << "has no 4x4 tile for a 5x5 kernel (F(2x2, 5x5) is 'winograd_f2')";
+    why << "has no 4x4 tile for a 5x5 kernel or 5x5 stride phases (F(2x2, 5x5) is "
+           "'winograd_f2')";
   else if (p.dil_h != 1 || p.dil_w != 1)
     why << "needs dilation 1, got (" << p.dil_h << ", " << p.dil_w << ")";
   else if (p.groups != 1)
@@ -180,10 +181,12 @@ Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p,
 // Transforming the filters reads C_out*C_in*K*K weights and writes 16/9
 // (F(2,3)), 4x (F(4,3)) or 36/25 (F(2,5)) as many floats, a sizable part of
 // a small layer's time, so inference reuses them. An entry is keyed by
-// (weight pointer, shape, kernel size, tile, direction) and is only served after its stored copy of the raw weights
-// compares equal (memcmp) to the weights passed now: weights changed in
-// place, or a new array at a recycled address, rebuild it, never a stale
-// result. Entries are shared_ptrs so an eviction by another thread cannot
+// (weight pointer, shape, kernel size, tile, direction) and is only served
+// after its stored copy of the raw weights compares equal (memcmp) to the
+// weights passed now: weights changed in place, or a new array at a
+// recycled address, rebuild it, never a stale result (the space-to-depth
+// path passes its rearranged weights from the workspace, checked the same
+// way). Entries are shared_ptrs so an eviction by another thread cannot
 // free filters a kernel is still reading (the GIL is released meanwhile).
 struct WinogradFilter {
   const float* w;
