@@ -27,8 +27,8 @@ bool strided(const Conv2dParams& p) { return p.stride_h != 1 || p.stride_w != 1;
 // a kernel: ceil(k / stride) = 3 or 5 per axis (AlexNet conv1, 11x11/4).
 std::string winograd_unsupported(const Conv2dParams& p, int m = 0) {
   std::ostringstream why;
-  const int64_t kh = (p.kh + p.stride_h - 1) / p.stride_h;
-  const int64_t kw = (p.kw + p.stride_w - 1) / p.stride_w;
+  const Conv2dParams q = cpu::conv2d_s2d_params(p);  // p itself at stride 1
+  const int64_t kh = q.kh, kw = q.kw;
   const bool k3 = kh == 3 && kw == 3, k5 = kh == 5 && kw == 5;
   if (!k3 && !k5 && !strided(p))
     why << "needs a 3x3 or 5x5 kernel, got " << p.kh << "x" << p.kw;
@@ -258,14 +258,12 @@ int winograd_tile(Conv2dAlgorithm a) { return a == Conv2dAlgorithm::winograd_f2 
 // images, the rewritten weights (and in backward their gradients) take the
 // front of the one workspace, the Winograd kernels the rest.
 struct S2dBuffers {
-  Conv2dParams q;
   float *xs, *gxs, *ws, *gws, *work;
 };
 
-S2dBuffers s2d_buffers(const Conv2dParams& p, int64_t work, bool backward) {
+// q: the rewritten params; work: floats for the Winograd kernels.
+S2dBuffers s2d_buffers(const Conv2dParams& q, int64_t work, bool backward) {
   S2dBuffers b;
-  b.q = cpu::conv2d_s2d_params(p);
-  const Conv2dParams& q = b.q;
   const int64_t nx = q.n * q.c_in * q.h_in * q.w_in, nw = q.c_out * q.c_in * q.kh * q.kw;
   const int64_t copies = backward ? 2 : 1;
   float* f = workspace_floats(copies * (nx + nw) + work);
@@ -279,9 +277,8 @@ S2dBuffers s2d_buffers(const Conv2dParams& p, int64_t work, bool backward) {
 
 void winograd_s2d_forward(const Conv2dParams& p, int m, const float* x, const float* w,
                           const float* bias, float* y) {
-  const S2dBuffers b =
-      s2d_buffers(p, cpu::conv2d_winograd_workspace(cpu::conv2d_s2d_params(p), m, false), false);
-  const Conv2dParams& q = b.q;
+  const Conv2dParams q = cpu::conv2d_s2d_params(p);
+  const S2dBuffers b = s2d_buffers(q, cpu::conv2d_winograd_workspace(q, m, false), false);
   cpu::conv2d_s2d_input(p, x, b.xs);
   cpu::conv2d_s2d_weight(p, w, b.ws);
   const auto f = winograd_filter(q, m, false, b.ws);
@@ -292,7 +289,7 @@ void winograd_s2d_backward(const Conv2dParams& p, int m, const float* gy, const 
                            const float* w, float* gx, float* gw, float* gb) {
   const Conv2dParams q = cpu::conv2d_s2d_params(p);
   const S2dBuffers b = s2d_buffers(
-      p,
+      q,
       std::max({cpu::conv2d_winograd_workspace(q, m, true),
                 cpu::conv2d_winograd_backward_weights_workspace(q, m),
                 cpu::conv2d_im2col_workspace(q)}),
