@@ -56,7 +56,7 @@ def test_blocks_bitwise_identical_for_any_thread_count():
     assert out[0] and out[0] == out[1] == out[2]
 
 
-# Both SGEMM paths (M <= MC: per-thread column tiles, B read in place; M > MC:
+# Both SGEMM paths (M <= MC: per-thread chunks of column tiles; M > MC:
 # shared packed B) with several KC slabs, on every ISA level.
 @pytest.mark.parametrize("m, k, n", [(200, 1600, 70), (577, 1100, 1031), (170, 2000, 33),
                                      (3136, 576, 64), (13, 5000, 200)])

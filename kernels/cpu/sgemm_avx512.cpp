@@ -14,6 +14,7 @@ namespace {
 // a 96 KB B tile that streams from L2 with the A tile.
 struct MicroAvx512 {
   static constexpr int MR = 12, NR = 32, KC = 768, MC = 168, NC = 1024;
+  static constexpr bool kDirectC = false;
   static void run(int64_t kc, const float* __restrict a, const float* __restrict b,
                   int64_t ldb, float* __restrict out) {
     __m512 c0[MR], c1[MR];

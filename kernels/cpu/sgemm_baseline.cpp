@@ -7,6 +7,7 @@ namespace {
 
 struct MicroBaseline {
   static constexpr int MR = 4, NR = 16, KC = 256, MC = 128, NC = 1024;
+  static constexpr bool kDirectC = false;
   static void run(int64_t kc, const float* __restrict a, const float* __restrict b,
                   int64_t ldb, float* __restrict out) {
     float acc[MR * NR] = {};

@@ -45,6 +45,14 @@ inline int64_t gcd(int64_t a, int64_t b) {
   return a;
 }
 
+// Depth of each slab: the depth cut into ceil(depth / KC) near-equal slabs,
+// so no slab is a thin remainder (K = 576 at KC = 512 would be 512 + 64: a
+// second pass over C and a repacked A for 64 products per element). Depends
+// on the shape only, so every thread count sums in the same order.
+inline int64_t slab_depth(int64_t depth, int64_t kc_max) {
+  return ceil_div(depth, ceil_div(depth, kc_max));
+}
+
 // f(item, index, len, offset) for each piece of the global range
 // [g, g + len) cut at multiples of size: index = (g + offset) % size.
 template <class F>
@@ -188,6 +196,10 @@ void pack_bt_tile(const GemmParams& p, const GemmBatch& bt, const float* b, int6
       for (int64_t c = cols; c < NR; ++c) d[k * NR + c] = 0.0f;
 }
 
+// Rows ahead that pack_b_row prefetches: 2 rows gained over none, 4 over
+// 2 on the tall-skinny shapes (one thread, interleaved runs); 8-32 no more.
+constexpr int64_t kPrefetchRows = 4;
+
 // Row k0 + k of op(B) = B over global columns [g, g + ncb) into the NR-wide
 // tiles of a panel (tile t at d + t * NR * kc). Row by row, so the source
 // is read contiguously (a tile at a time would touch kc rows, and as many
@@ -202,6 +214,11 @@ void pack_b_row(const GemmParams& p, const GemmBatch& bt, const float* b, int64_
   for (int64_t col = 0; col < ncb;) {
     const int64_t len = imin(p.n - j, ncb - col);
     const float* s = b + item * bt.stride_b + kd * p.ldb + j;
+    // Rows are p.ldb apart, so each row's segment is a new stream the
+    // hardware prefetcher must first detect (and it stops at 4 KB pages):
+    // fetch the segment kPrefetchRows rows ahead while this one copies.
+    if (kd + kPrefetchRows < p.k)
+      for (int64_t q = 0; q < len; q += 16) __builtin_prefetch(s + kPrefetchRows * p.ldb + q);
     for (int64_t q = 0; q < len;) {
       const int64_t t = (col + q) / NR, w = (col + q) % NR, l = imin(NR - w, len - q);
       float* dd = d + t * NR * kc + k * NR + w;
@@ -246,6 +263,34 @@ void write_tile(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep
   });
 }
 
+// Modes of Micro::run_c (microkernels with kDirectC).
+constexpr int kAccumulate = 1, kRelu = 2;
+
+// One MR x NR tile of C for one slab: a microkernel with kDirectC writes the
+// tile's mr rows, when its NR columns lie in one item, straight into C if the epilogue is
+// additions only (alpha == 1, and beta == 0 on the first slab, the usual
+// case); anything else goes through acc and write_tile. Which path a tile
+// takes depends on the shape, never on the thread count.
+template <class Micro>
+inline void tile_product(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
+                         float* c, int64_t kc, const float* at, const float* btile, int64_t i0,
+                         int64_t mr, int64_t g, int64_t nr, bool first, bool last) {
+  constexpr int MR = Micro::MR, NR = Micro::NR;
+  if constexpr (Micro::kDirectC) {
+    const int64_t item = g / p.n, j = g % p.n;
+    if (nr == NR && j + NR <= p.n && p.alpha == 1.0f && (!first || p.beta == 0.0f)) {
+      const float* bias = first && ep.row_bias ? ep.row_bias + i0 : nullptr;
+      const int mode = (first ? 0 : kAccumulate) | (last && ep.relu ? kRelu : 0);
+      Micro::run_c(kc, at, btile, NR, c + item * bt.stride_c + i0 * p.ldc + j, p.ldc, mr, bias,
+                   mode);
+      return;
+    }
+  }
+  alignas(64) float acc[MR * NR];
+  Micro::run(kc, at, btile, NR, acc);
+  write_tile<NR>(p, bt, ep, c, acc, i0, mr, g, nr, first, last);
+}
+
 // Micro::run(kc, a_tile, b_tile, ldb, out) writes the MR x NR product of
 // one packed A tile and one B tile (rows ldb apart: NR when packed) to out
 // (row-major, NR per row).
@@ -257,6 +302,7 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
   static_assert(MC % MR == 0 && NC % NR == 0, "blocks must hold whole tiles");
   const int64_t cols_total = bt.reduce ? p.n : bt.count * p.n;
   const int64_t depth_total = bt.reduce ? bt.count * p.k : p.k;
+  const int64_t kstep = slab_depth(depth_total, KC);
   // Row blocks of at most MC rows, as even as whole tiles allow, so that
   // threads get similar work.
   const int64_t m_tiles = ceil_div(p.m, MR);
@@ -277,8 +323,8 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
       // multiple of the thread count when the row blocks alone are not.
       const int64_t jsplit = imin(nj, nt / gcd(n_ic, nt));
       const int64_t tasks = n_ic * jsplit;
-      for (int64_t pc = 0; pc < depth_total; pc += KC) {
-        const int64_t kc = imin(KC, depth_total - pc);
+      for (int64_t pc = 0; pc < depth_total; pc += kstep) {
+        const int64_t kc = imin(kstep, depth_total - pc);
         const bool first = pc == 0, last = pc + kc == depth_total;
         if (p.trans_b) {
 #pragma omp for schedule(static)
@@ -302,12 +348,10 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
           const int64_t j0 = chunk * nj / jsplit, j1 = (chunk + 1) * nj / jsplit;
           for (int64_t tj = j0; tj < j1; ++tj) {
             const int64_t g = jc + tj * NR, nr = imin(NR, cols_total - g);
-            for (int64_t ti = t0; ti < t1; ++ti) {
-              alignas(64) float acc[MR * NR];
-              Micro::run(kc, my_apack + (ti - t0) * MR * kc, bpack + tj * NR * kc, NR, acc);
-              write_tile<NR>(p, bt, ep, c, acc, ti * MR, imin(MR, p.m - ti * MR), g, nr, first,
-                             last);
-            }
+            for (int64_t ti = t0; ti < t1; ++ti)
+              tile_product<Micro>(p, bt, ep, c, kc, my_apack + (ti - t0) * MR * kc,
+                                  bpack + tj * NR * kc, ti * MR, imin(MR, p.m - ti * MR), g, nr,
+                                  first, last);
           }
         }
       }
@@ -315,61 +359,73 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
   }
 }
 
-// d[k * NR + q] = s[k * ld + q]: locals and restrict, so the copy is plain
-// vector moves (through the GemmParams reference GCC reloaded ld per row).
-template <int NR>
-void copy_b_tile(const float* __restrict s, int64_t ld, int64_t kc, float* __restrict d) {
-  for (int64_t k = 0; k < kc; ++k)
-    for (int q = 0; q < NR; ++q) d[k * NR + q] = s[k * ld + q];
-}
-
 // M <= MC: all of op(A)'s rows are one block, so a shared packed B panel
 // would be written and read back for only 2*M flops per element. Instead
 // each thread takes an even share of the column tiles and runs each B tile
-// against the whole column of row tiles, from a private contiguous copy:
-// a plain row-major block of one item (a convolution's forward and
-// backward-data GEMMs) is copied 16 floats per row, anything else packed.
-// Read in place (row stride ldb), the tile's kc rows sit on kc different
-// pages and are re-read for every row tile: measured side by side on the
-// AVX2 machine (2 threads), copied wins at M = 96 (143 vs 88 GFLOP/s at
-// K = 1024, N = 4096; 121 vs 102 at K = 576) and ties at M = 64.
+// against the whole column of row tiles, from a private packed copy of
+// kChunkTiles tiles at a time. Read in place (row stride ldb), a tile's kc
+// rows sit on kc different pages and are re-read for every row tile
+// (measured on the AVX2 machine, 2 threads: copied wins at M = 96, 143 vs
+// 88 GFLOP/s at K = 1024, N = 4096, and ties at M = 64). Packed row by row
+// over 8 tiles, each B row is read 512 bytes at a stretch; copied a tile
+// (64 bytes per row) at a time, the kc rows were as many streams, more
+// than the hardware prefetcher follows, and the copy took ~25% of a
+// 64 x 363 x 48400 profile.
+constexpr int64_t kChunkTiles = 8;
+
 template <class Micro>
 void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
                   const float* a, const float* b, float* c, float* apack, float* bpack) {
   constexpr int MR = Micro::MR, NR = Micro::NR;
-  constexpr int64_t KC = Micro::KC, MC = Micro::MC;
+  constexpr int64_t KC = Micro::KC, MC = Micro::MC, NC = Micro::NC;
   const int64_t cols_total = bt.reduce ? p.n : bt.count * p.n;
   const int64_t depth_total = bt.reduce ? bt.count * p.k : p.k;
+  const int64_t kstep = slab_depth(depth_total, KC);
   const int64_t m_tiles = ceil_div(p.m, MR), n_tiles = ceil_div(cols_total, NR);
+  // Tiles packed at a time: every thread's chunk fits in the buffer's
+  // KC * max(NC, threads * NR) floats.
+  int nthreads = 1;
+#ifdef _OPENMP
+  nthreads = omp_get_max_threads();
+#endif
+  int64_t chunk = imin(kChunkTiles, NC / NR / nthreads);
+  if (chunk < 1) chunk = 1;
+  const int64_t n_chunks = ceil_div(n_tiles, chunk);
 
 #pragma omp parallel
   {
-    int tid = 0, nt = 1;
+    int tid = 0;
 #ifdef _OPENMP
-    tid = omp_get_thread_num(), nt = omp_get_num_threads();
+    tid = omp_get_thread_num();
 #endif
     float* my_apack = apack + tid * MC * KC;
-    float* my_bpack = bpack + tid * NR * KC;
-    const int64_t tj0 = tid * n_tiles / nt, tj1 = (tid + 1) * n_tiles / nt;
-    for (int64_t pc = 0; pc < depth_total; pc += KC) {
-      const int64_t kc = imin(KC, depth_total - pc);
-      if (tj0 < tj1) pack_a<MR>(p, bt, a, 0, p.m, pc, kc, my_apack);
-      for (int64_t tj = tj0; tj < tj1; ++tj) {
-        const int64_t g = tj * NR, nr = imin(NR, cols_total - g);
-        const int64_t item = g / p.n, j = g % p.n;
-        // Items side by side in each row (stride_b == n) are one matrix.
-        if (!p.trans_b && !bt.reduce && nr == NR && (j + NR <= p.n || bt.stride_b == p.n)) {
-          copy_b_tile<NR>(b + item * bt.stride_b + pc * p.ldb + j, p.ldb, kc, my_bpack);
-        } else if (p.trans_b) {
-          pack_bt_tile<NR>(p, bt, b, pc, kc, g, nr, my_bpack);
+    float* my_bpack = bpack + tid * chunk * NR * KC;
+    for (int64_t pc = 0; pc < depth_total; pc += kstep) {
+      const int64_t kc = imin(kstep, depth_total - pc);
+      bool packed = false;
+      // Chunks are handed out dynamically: on a shared or preempted core a
+      // static split left the other thread waiting at the slab's barrier.
+      // Every tile's sums are the same whichever thread computes it (the
+      // depth is never split), so results stay bitwise identical.
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t ch = 0; ch < n_chunks; ++ch) {
+        if (!packed) pack_a<MR>(p, bt, a, 0, p.m, pc, kc, my_apack), packed = true;
+        const int64_t tc = ch * chunk;
+        const int64_t tiles = imin(chunk, n_tiles - tc), g0 = tc * NR;
+        const int64_t cols = imin(tiles * NR, cols_total - g0);
+        if (p.trans_b) {
+          for (int64_t t = 0; t < tiles; ++t)
+            pack_bt_tile<NR>(p, bt, b, pc, kc, g0 + t * NR, imin(NR, cols - t * NR),
+                             my_bpack + t * NR * kc);
         } else {
-          for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, g, nr, my_bpack);
+          for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, g0, cols, my_bpack);
         }
-        for (int64_t ti = 0; ti < m_tiles; ++ti) {
-          alignas(64) float acc[MR * NR];
-          Micro::run(kc, my_apack + ti * MR * kc, my_bpack, NR, acc);
-          write_tile<NR>(p, bt, ep, c, acc, ti * MR, imin(MR, p.m - ti * MR), g, nr, pc == 0,
-                         pc + kc == depth_total);
+        for (int64_t t = 0; t < tiles; ++t) {
+          const int64_t g = g0 + t * NR, nr = imin(NR, cols_total - g);
+          for (int64_t ti = 0; ti < m_tiles; ++ti)
+            tile_product<Micro>(p, bt, ep, c, kc, my_apack + ti * MR * kc,
+                                my_bpack + t * NR * kc, ti * MR, imin(MR, p.m - ti * MR), g, nr,
+                                pc == 0, pc + kc == depth_total);
         }
       }
     }
