@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent('''
             y = ops.conv2d(x, w, None, algorithm=alg, **kw)
             for a in (y, *ops.conv2d_backward(y, x, w, None, algorithm=alg, **kw)[:2]):
                 h.update(a.tobytes())
-    for m, k, n in [(3136, 576, 64), (577, 1100, 1031), (64, 5000, 576)]:
+    for m, k, n in [(3136, 576, 64), (577, 1100, 1031), (64, 5000, 576), (250, 60, 3001)]:
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
         h.update(ops.matmul(a, b).tobytes())
@@ -56,10 +56,12 @@ def test_blocks_bitwise_identical_for_any_thread_count():
     assert out[0] and out[0] == out[1] == out[2]
 
 
-# Both SGEMM paths (M <= MC: per-thread chunks of column tiles; M > MC:
-# shared packed B) with several KC slabs, on every ISA level.
+# Both SGEMM paths (all of A in one block -- M <= MC, or M > MC with a
+# shallow K: per-thread chunks of column tiles; otherwise a shared packed B)
+# with several KC slabs, on every ISA level.
 @pytest.mark.parametrize("m, k, n", [(200, 1600, 70), (577, 1100, 1031), (170, 2000, 33),
-                                     (3136, 576, 64), (13, 5000, 200)])
+                                     (3136, 576, 64), (13, 5000, 200), (250, 60, 3001),
+                                     (97, 577, 300)])
 def test_sgemm_paths_and_slabs(m, k, n):
     from striate import _C
     rng = np.random.default_rng(m + k + n)

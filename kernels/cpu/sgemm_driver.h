@@ -37,13 +37,6 @@ namespace {
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t gcd(int64_t a, int64_t b) {
-  while (b) {
-    const int64_t t = a % b;
-    a = b, b = t;
-  }
-  return a;
-}
 
 // Depth of each slab: the depth cut into ceil(depth / KC) near-equal slabs,
 // so no slab is a thin remainder (K = 576 at KC = 512 would be 512 + 64: a
@@ -319,24 +312,27 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
     for (int64_t jc = 0; jc < cols_total; jc += NC) {
       const int64_t ncb = imin(NC, cols_total - jc);
       const int64_t nj = ceil_div(ncb, NR);
-      // Column chunks per row block: enough tasks for every thread, and a
-      // multiple of the thread count when the row blocks alone are not.
-      const int64_t jsplit = imin(nj, nt / gcd(n_ic, nt));
+      // Column chunks per row block: about four tasks per thread, handed
+      // out dynamically, so a preempted or slower core (a shared VM) holds
+      // the others at the barrier for a fraction of its share, not all of
+      // it. Each thread takes rising task numbers, so it packs each A block
+      // at most once per slab.
+      const int64_t jsplit = imin(nj, ceil_div(4 * nt, n_ic));
       const int64_t tasks = n_ic * jsplit;
       for (int64_t pc = 0; pc < depth_total; pc += kstep) {
         const int64_t kc = imin(kstep, depth_total - pc);
         const bool first = pc == 0, last = pc + kc == depth_total;
         if (p.trans_b) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
           for (int64_t tj = 0; tj < nj; ++tj)
             pack_bt_tile<NR>(p, bt, b, pc, kc, jc + tj * NR, imin(NR, ncb - tj * NR),
                              bpack + tj * NR * kc);
         } else {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 32)
           for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, jc, ncb, bpack);
         }
         int64_t packed = -1;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < tasks; ++task) {
           const int64_t ic = task / jsplit, chunk = task % jsplit;
           const int64_t t0 = ic * block_tiles, t1 = imin(m_tiles, t0 + block_tiles);
@@ -359,18 +355,18 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
   }
 }
 
-// M <= MC: all of op(A)'s rows are one block, so a shared packed B panel
-// would be written and read back for only 2*M flops per element. Instead
-// each thread takes an even share of the column tiles and runs each B tile
-// against the whole column of row tiles, from a private packed copy of
-// kChunkTiles tiles at a time. Read in place (row stride ldb), a tile's kc
-// rows sit on kc different pages and are re-read for every row tile
-// (measured on the AVX2 machine, 2 threads: copied wins at M = 96, 143 vs
-// 88 GFLOP/s at K = 1024, N = 4096, and ties at M = 64). Packed row by row
-// over 8 tiles, each B row is read 512 bytes at a stretch; copied a tile
-// (64 bytes per row) at a time, the kc rows were as many streams, more
-// than the hardware prefetcher follows, and the copy took ~25% of a
-// 64 x 363 x 48400 profile.
+// All of op(A)'s rows fit one packed block (M <= MC, or a shallow A such as
+// a 1x1 layer's 256 x 64 weights): a shared packed B panel would be written
+// and read back for only 2*M flops per element, with barriers around it.
+// Instead each thread packs all of A and takes chunks of kChunkTiles column
+// tiles, packs the chunk's B privately and runs it against every row tile.
+// Read in place (row stride ldb), a tile's kc rows sit on kc different
+// pages and are re-read for every row tile (measured on the AVX2 machine,
+// 2 threads: copied wins at M = 96, 143 vs 88 GFLOP/s at K = 1024, N =
+// 4096, and ties at M = 64). Packed row by row over 8 tiles, each B row is
+// read 512 bytes at a stretch; copied a tile (64 bytes per row) at a time,
+// the kc rows were as many streams, more than the hardware prefetcher
+// follows, and the copy took ~25% of a 64 x 363 x 48400 profile.
 constexpr int64_t kChunkTiles = 8;
 
 template <class Micro>
@@ -420,13 +416,18 @@ void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& 
         } else {
           for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, g0, cols, my_bpack);
         }
-        for (int64_t t = 0; t < tiles; ++t) {
-          const int64_t g = g0 + t * NR, nr = imin(NR, cols_total - g);
-          for (int64_t ti = 0; ti < m_tiles; ++ti)
+        // Row tiles outer: each C row is then written 8 tiles (512 bytes) in
+        // a row rather than 64 bytes per visit; with K = 64 (256 x 64 x
+        // 50176, a 1x1 expand) the C writes dominate and this order ran
+        // +14% at one thread; neutral at K = 256-576. The A tile stays in
+        // L1, the chunk's B tiles in L2.
+        for (int64_t ti = 0; ti < m_tiles; ++ti)
+          for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t g = g0 + t * NR;
             tile_product<Micro>(p, bt, ep, c, kc, my_apack + ti * MR * kc,
-                                my_bpack + t * NR * kc, ti * MR, imin(MR, p.m - ti * MR), g, nr,
-                                pc == 0, pc + kc == depth_total);
-        }
+                                my_bpack + t * NR * kc, ti * MR, imin(MR, p.m - ti * MR), g,
+                                imin(NR, cols_total - g), pc == 0, pc + kc == depth_total);
+          }
       }
     }
   }
@@ -435,7 +436,10 @@ void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& 
 template <class Micro>
 void gemm_entry(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
                 const float* a, const float* b, float* c, float* apack, float* bpack) {
-  if (p.m <= Micro::MC)
+  // The small-M path packs all of A per slab into one MC x KC buffer.
+  constexpr int64_t MR = Micro::MR;
+  const int64_t depth = bt.reduce ? bt.count * p.k : p.k;
+  if (p.m <= Micro::MC || ceil_div(p.m, MR) * MR * depth <= Micro::MC * Micro::KC)
     gemm_small_m<Micro>(p, bt, ep, a, b, c, apack, bpack);
   else
     gemm_driver<Micro>(p, bt, ep, a, b, c, apack, bpack);
