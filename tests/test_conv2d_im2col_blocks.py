@@ -74,3 +74,23 @@ def test_sgemm_paths_and_slabs(m, k, n):
             assert_all_close(ops.matmul_backward(g, a, b), ref.matmul_backward(g, a, b), what=isa)
     finally:
         _C.set_isa(before)
+
+
+# The vectorized stride-2 gather: every input width, padding and kernel width
+# around its 4-output steps and its stop before the row end; the input is a
+# tight array (no slack after the last row), so an over-read would show under
+# the sanitizer build (tools/sanitize.sh).
+@pytest.mark.parametrize("w_in", [1, 2, 7, 8, 9, 15, 16, 17, 24])
+def test_im2col_stride2_gather_edges(w_in):
+    rng = np.random.default_rng(w_in)
+    for kw_ in (1, 2, 3):
+        for pad in range(kw_):
+            if (w_in + 2 * pad - kw_) < 0:
+                continue
+            x, w = rand(rng, 2, 3, 5, w_in), rand(rng, 4, 3, 3, kw_)
+            kw = dict(stride=(1, 2), padding=(1, pad))
+            y = ops.conv2d(x, w, None, algorithm="im2col", **kw)
+            assert_close(y, ref.conv2d(x, w, None, **kw), what=f"w_in {w_in} kw {kw_} pad {pad}")
+            gy = rand(rng, *y.shape)
+            assert_all_close(ops.conv2d_backward(gy, x, w, None, algorithm="im2col", **kw),
+                             ref.conv2d_backward(gy, x, w, None, **kw), what="backward")
