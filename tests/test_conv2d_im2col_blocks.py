@@ -56,12 +56,13 @@ def test_blocks_bitwise_identical_for_any_thread_count():
     assert out[0] and out[0] == out[1] == out[2]
 
 
-# Both SGEMM paths (all of A in one block -- M <= MC, or M > MC with a
-# shallow K: per-thread chunks of column tiles; otherwise a shared packed B)
+# Both SGEMM paths (all of A's rows in one per-thread buffer -- M <= MC, or
+# more rows with a shallow K or a larger buffer (AVX2: up to 2*MC x KC):
+# per-thread chunks of column tiles; otherwise a shared packed B)
 # with several KC slabs, on every ISA level.
 @pytest.mark.parametrize("m, k, n", [(200, 1600, 70), (577, 1100, 1031), (170, 2000, 33),
                                      (3136, 576, 64), (13, 5000, 200), (250, 60, 3001),
-                                     (97, 577, 300)])
+                                     (97, 577, 300), (150, 1200, 333), (193, 576, 100)])
 def test_sgemm_paths_and_slabs(m, k, n):
     from striate import _C
     rng = np.random.default_rng(m + k + n)

@@ -59,7 +59,7 @@ void sgemm_batched(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue&
   // Packing buffers are thread-local and kept: a training loop calls the
   // GEMM with the same shapes every step.
   static thread_local std::vector<float> apack, bpack;
-  const size_t a_floats = static_cast<size_t>(threads * impl.mc * impl.kc);
+  const size_t a_floats = static_cast<size_t>(threads * impl.apack);
   const size_t b_floats = static_cast<size_t>(impl.kc * std::max(impl.nc, threads * impl.nr));
   if (apack.size() < a_floats) apack.resize(a_floats);
   if (bpack.size() < b_floats) bpack.resize(b_floats);

@@ -14,6 +14,11 @@ namespace {
 struct MicroAvx2 {
   static constexpr int MR = 6, NR = 16, KC = 576, MC = 96, NC = 1024;
   static constexpr bool kDirectC = true;
+  // Packed A per thread: twice the MC x KC block, so that the small-M path
+  // (all of A in one buffer) also takes M up to 192 at K = 576 -- a 3x3
+  // layer with 128 output channels: +9-12% at one thread on 128-192 x 576
+  // x 6000-12544 (interleaved runs) over the shared-panel driver.
+  static constexpr int64_t kApack = 2 * MC * KC;
 
   // One k step: 2 B vectors, 6 broadcasts of A, 12 FMAs.
   static inline void step(const float* __restrict a, const float* __restrict b, __m256* c0,
@@ -93,6 +98,6 @@ struct MicroAvx2 {
 
 using M256 = MicroAvx2;
 const SgemmImpl sgemm_avx2_impl = {"sgemm_6x16_avx2", M256::MR, M256::NR, M256::KC, M256::MC,
-                                   M256::NC, gemm_entry<M256>};
+                                   M256::NC, M256::kApack, gemm_entry<M256>};
 
 }  // namespace striate::cpu

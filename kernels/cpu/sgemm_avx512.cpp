@@ -15,6 +15,7 @@ namespace {
 struct MicroAvx512 {
   static constexpr int MR = 12, NR = 32, KC = 768, MC = 168, NC = 1024;
   static constexpr bool kDirectC = false;
+  static constexpr int64_t kApack = MC * KC;
   static void run(int64_t kc, const float* __restrict a, const float* __restrict b,
                   int64_t ldb, float* __restrict out) {
     __m512 c0[MR], c1[MR];
@@ -41,6 +42,6 @@ struct MicroAvx512 {
 
 using M512 = MicroAvx512;
 const SgemmImpl sgemm_avx512_impl = {"sgemm_12x32_avx512", M512::MR, M512::NR, M512::KC,
-                                     M512::MC, M512::NC, gemm_entry<M512>};
+                                     M512::MC, M512::NC, M512::kApack, gemm_entry<M512>};
 
 }  // namespace striate::cpu

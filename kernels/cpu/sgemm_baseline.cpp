@@ -8,6 +8,7 @@ namespace {
 struct MicroBaseline {
   static constexpr int MR = 4, NR = 16, KC = 256, MC = 128, NC = 1024;
   static constexpr bool kDirectC = false;
+  static constexpr int64_t kApack = MC * KC;
   static void run(int64_t kc, const float* __restrict a, const float* __restrict b,
                   int64_t ldb, float* __restrict out) {
     float acc[MR * NR] = {};
@@ -24,6 +25,6 @@ struct MicroBaseline {
 
 using MBase = MicroBaseline;
 const SgemmImpl sgemm_baseline_impl = {"sgemm_4x16_baseline", MBase::MR, MBase::NR, MBase::KC,
-                                       MBase::MC, MBase::NC, gemm_entry<MBase>};
+                                       MBase::MC, MBase::NC, MBase::kApack, gemm_entry<MBase>};
 
 }  // namespace striate::cpu

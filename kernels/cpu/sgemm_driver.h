@@ -308,7 +308,7 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
 #ifdef _OPENMP
     tid = omp_get_thread_num(), nt = omp_get_num_threads();
 #endif
-    float* my_apack = apack + tid * MC * KC;
+    float* my_apack = apack + tid * Micro::kApack;
     for (int64_t jc = 0; jc < cols_total; jc += NC) {
       const int64_t ncb = imin(NC, cols_total - jc);
       const int64_t nj = ceil_div(ncb, NR);
@@ -355,9 +355,11 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
   }
 }
 
-// All of op(A)'s rows fit one packed block (M <= MC, or a shallow A such as
-// a 1x1 layer's 256 x 64 weights): a shared packed B panel would be written
-// and read back for only 2*M flops per element, with barriers around it.
+// All of op(A)'s rows of a slab fit the per-thread A buffer (kApack: M <=
+// MC always; more rows when K is shallow, as a 1x1 layer's 256 x 64
+// weights, or the ISA's buffer is larger): a shared packed B panel would be
+// written and read back for only 2*M flops per element, with barriers
+// around it.
 // Instead each thread packs all of A and takes chunks of kChunkTiles column
 // tiles, packs the chunk's B privately and runs it against every row tile.
 // Read in place (row stride ldb), a tile's kc rows sit on kc different
@@ -394,7 +396,7 @@ void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& 
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    float* my_apack = apack + tid * MC * KC;
+    float* my_apack = apack + tid * Micro::kApack;
     float* my_bpack = bpack + tid * chunk * NR * KC;
     for (int64_t pc = 0; pc < depth_total; pc += kstep) {
       const int64_t kc = imin(kstep, depth_total - pc);
@@ -436,10 +438,10 @@ void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& 
 template <class Micro>
 void gemm_entry(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
                 const float* a, const float* b, float* c, float* apack, float* bpack) {
-  // The small-M path packs all of A per slab into one MC x KC buffer.
+  // The small-M path packs all of A's rows per slab into one kApack buffer.
   constexpr int64_t MR = Micro::MR;
   const int64_t depth = bt.reduce ? bt.count * p.k : p.k;
-  if (p.m <= Micro::MC || ceil_div(p.m, MR) * MR * depth <= Micro::MC * Micro::KC)
+  if (ceil_div(p.m, MR) * MR * slab_depth(depth, Micro::KC) <= Micro::kApack)
     gemm_small_m<Micro>(p, bt, ep, a, b, c, apack, bpack);
   else
     gemm_driver<Micro>(p, bt, ep, a, b, c, apack, bpack);

@@ -38,8 +38,9 @@ void sgemm_batched(const GemmParams& p, const GemmBatch& batch, const GemmEpilog
 struct SgemmImpl {
   const char* name;  // e.g. "sgemm_12x32_avx512"
   int64_t mr, nr, kc, mc, nc;
-  // apack: mc*kc floats per thread; bpack: kc*nc floats (shared) or kc*nr
-  // per thread (M <= mc), whichever is larger.
+  int64_t apack;  // floats of packed A per thread (>= mc*kc)
+  // apack: `apack` floats per thread; bpack: kc*nc floats (shared) or kc*nr
+  // per thread, whichever is larger.
   void (*run)(const GemmParams& p, const GemmBatch& batch, const GemmEpilogue& ep,
               const float* a, const float* b, float* c, float* apack, float* bpack);
 };
