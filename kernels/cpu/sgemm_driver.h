@@ -37,6 +37,21 @@ namespace {
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t gcd(int64_t a, int64_t b) {
+  while (b) {
+    const int64_t t = a % b;
+    a = b, b = t;
+  }
+  return a;
+}
+
+inline int64_t omp_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
 
 // Depth of each slab: the depth cut into ceil(depth / KC) near-equal slabs,
 // so no slab is a thin remainder (K = 576 at KC = 512 would be 512 + 64: a
@@ -312,27 +327,29 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
     for (int64_t jc = 0; jc < cols_total; jc += NC) {
       const int64_t ncb = imin(NC, cols_total - jc);
       const int64_t nj = ceil_div(ncb, NR);
-      // Column chunks per row block: about four tasks per thread, handed
-      // out dynamically, so a preempted or slower core (a shared VM) holds
-      // the others at the barrier for a fraction of its share, not all of
-      // it. Each thread takes rising task numbers, so it packs each A block
-      // at most once per slab.
-      const int64_t jsplit = imin(nj, ceil_div(4 * nt, n_ic));
+      // Column chunks per row block: enough tasks for every thread, and a
+      // multiple of the thread count when the row blocks alone are not.
+      // Static: each thread packs each of its A blocks once. (Tried: four
+      // tasks per thread handed out dynamically, which had every thread
+      // pack every A block; with the Winograd weight gradient's 504 small
+      // GEMMs, 192 x 64 x 224, AlexNet conv2's backward took 100-168 ms
+      // against 72-136 before, and 80-137 static again.)
+      const int64_t jsplit = imin(nj, nt / gcd(n_ic, nt));
       const int64_t tasks = n_ic * jsplit;
       for (int64_t pc = 0; pc < depth_total; pc += kstep) {
         const int64_t kc = imin(kstep, depth_total - pc);
         const bool first = pc == 0, last = pc + kc == depth_total;
         if (p.trans_b) {
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
           for (int64_t tj = 0; tj < nj; ++tj)
             pack_bt_tile<NR>(p, bt, b, pc, kc, jc + tj * NR, imin(NR, ncb - tj * NR),
                              bpack + tj * NR * kc);
         } else {
-#pragma omp for schedule(dynamic, 32)
+#pragma omp for schedule(static)
           for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, jc, ncb, bpack);
         }
         int64_t packed = -1;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
         for (int64_t task = 0; task < tasks; ++task) {
           const int64_t ic = task / jsplit, chunk = task % jsplit;
           const int64_t t0 = ic * block_tiles, t1 = imin(m_tiles, t0 + block_tiles);
@@ -381,12 +398,10 @@ void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& 
   const int64_t kstep = slab_depth(depth_total, KC);
   const int64_t m_tiles = ceil_div(p.m, MR), n_tiles = ceil_div(cols_total, NR);
   // Tiles packed at a time: every thread's chunk fits in the buffer's
-  // KC * max(NC, threads * NR) floats.
-  int nthreads = 1;
-#ifdef _OPENMP
-  nthreads = omp_get_max_threads();
-#endif
-  int64_t chunk = imin(kChunkTiles, NC / NR / nthreads);
+  // KC * max(NC, threads * NR) floats, and a narrow C (a Winograd weight
+  // gradient's 64 columns: 4 tiles) still gives every thread chunks.
+  const int64_t nthreads = omp_threads();
+  int64_t chunk = imin(imin(kChunkTiles, NC / NR / nthreads), n_tiles / (4 * nthreads));
   if (chunk < 1) chunk = 1;
   const int64_t n_chunks = ceil_div(n_tiles, chunk);
 
@@ -438,10 +453,16 @@ void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& 
 template <class Micro>
 void gemm_entry(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
                 const float* a, const float* b, float* c, float* apack, float* bpack) {
-  // The small-M path packs all of A's rows per slab into one kApack buffer.
-  constexpr int64_t MR = Micro::MR;
+  // The small-M path packs all of A's rows per slab into one kApack buffer
+  // and splits only the columns: past MC rows it is taken only when there
+  // are columns enough for every thread (a 192 x 64 Winograd weight
+  // gradient is 4 column tiles: the row blocks split it better).
+  constexpr int64_t MR = Micro::MR, NR = Micro::NR;
   const int64_t depth = bt.reduce ? bt.count * p.k : p.k;
-  if (ceil_div(p.m, MR) * MR * slab_depth(depth, Micro::KC) <= Micro::kApack)
+  const int64_t n_tiles = ceil_div(bt.reduce ? p.n : bt.count * p.n, NR);
+  if (p.m <= Micro::MC ||
+      (ceil_div(p.m, MR) * MR * slab_depth(depth, Micro::KC) <= Micro::kApack &&
+       n_tiles >= 8 * omp_threads()))
     gemm_small_m<Micro>(p, bt, ep, a, b, c, apack, bpack);
   else
     gemm_driver<Micro>(p, bt, ep, a, b, c, apack, bpack);
