@@ -39,6 +39,12 @@ PeakFmaResult peak_fma(int isa_level, int64_t iters);
 // output columns; best for depthwise/grouped and very few channels.
 void conv2d_direct(const Conv2dParams& p, const float* x, const float* w,
                    const float* bias, float* y);
+// Depthwise layers (groups == C_in == C_out): conv2d_direct runs them
+// through conv2d_depthwise, a row chunk at a time taking every tap
+// (conv2d_depthwise.h).
+bool conv2d_depthwise_applies(const Conv2dParams& p);
+void conv2d_depthwise(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                      float* y);
 void conv2d_direct_backward_data(const Conv2dParams& p, const float* gy,
                                  const float* w, float* gx);
 // gw is overwritten; gbias (may be null) is overwritten.

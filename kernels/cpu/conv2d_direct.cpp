@@ -17,6 +17,7 @@ void conv2d_direct(const Conv2dParams& p, const float* x, const float* w,
   const int64_t cin_g = p.c_in / p.groups, cout_g = p.c_out / p.groups;
   const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
   const int64_t taps = p.kh * p.kw;
+  if (conv2d_depthwise_applies(p)) return conv2d_depthwise(p, x, w, bias, y);
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < p.n; ++n)

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "conv2d_depthwise.h"
 #include "conv2d_direct_s1.h"
 #include "conv_common.h"
 #include "striate/isa.h"
@@ -261,7 +262,7 @@ Conv2dParams transposed(const Conv2dParams& p) {
 
 const DirectS1Impl direct_s1_baseline_impl = {"direct_s1_4x24_baseline",
                                               direct_s1_fwd_strip<VBase>,
-                                              direct_s1_wgrad_pass<VBase>};
+                                              direct_s1_wgrad_pass<VBase>, dw_plane};
 
 bool conv2d_direct_s1_applies(const Conv2dParams& p) {
   if (p.stride_h != 1 || p.stride_w != 1 || p.groups != 1) return false;
@@ -275,6 +276,24 @@ bool conv2d_direct_s1_applies(const Conv2dParams& p) {
 }
 
 const char* conv2d_direct_s1_kernel_name() { return impl().name; }
+
+bool conv2d_depthwise_applies(const Conv2dParams& p) {
+  return p.groups > 1 && p.c_in == p.groups && p.c_out == p.groups;
+}
+
+// One (image, channel) plane per task, handed out dynamically (a shared or
+// preempted core then delays its last planes, not a fixed half); no
+// reductions, so any thread count and order gives the same bits.
+void conv2d_depthwise(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                      float* y) {
+  const DirectS1Impl& k = impl();
+  const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out, taps = p.kh * p.kw;
+#pragma omp parallel for collapse(2) schedule(dynamic, 4)
+  for (int64_t n = 0; n < p.n; ++n)
+    for (int64_t c = 0; c < p.c_out; ++c)
+      k.dw_plane(p, x + (n * p.c_in + c) * hw_in, w + c * taps, bias ? bias[c] : 0.0f,
+                 y + (n * p.c_out + c) * hw_out);
+}
 
 int64_t conv2d_direct_s1_workspace(const Conv2dParams& p, int threads, bool backward) {
   const Geom g = geom(p);

@@ -23,6 +23,8 @@
 
 #include <cstdint>
 
+#include "striate/params.h"
+
 namespace striate::cpu {
 
 constexpr int64_t kDirectOB = 4;      // output channels per register block
@@ -41,6 +43,9 @@ struct DirectS1Impl {
   // horizontal sums); len is a multiple of kDirectStrip.
   void (*wgrad_pass)(int64_t count, int64_t len, const float* g, int64_t gs, int64_t ld,
                      const float* x, int64_t xs, const int64_t* off, int ntap, float* s);
+  // One plane of a depthwise convolution, any stride / dilation / padding
+  // (conv2d_depthwise.h).
+  void (*dw_plane)(const Conv2dParams& p, const float* x, const float* w, float bias, float* y);
 };
 
 extern const DirectS1Impl direct_s1_baseline_impl;

@@ -3,6 +3,7 @@
 // Compiled with -mavx2 -mfma (this file only).
 #include <immintrin.h>
 
+#include "conv2d_depthwise.h"
 #include "conv2d_direct_s1.h"
 
 namespace striate::cpu {
@@ -28,6 +29,6 @@ struct V256 {
 }  // namespace
 
 const DirectS1Impl direct_s1_avx2_impl = {"direct_s1_4x24_avx2", direct_s1_fwd_strip<V256>,
-                                          direct_s1_wgrad_pass<V256>};
+                                          direct_s1_wgrad_pass<V256>, dw_plane};
 
 }  // namespace striate::cpu
