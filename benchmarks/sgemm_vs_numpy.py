@@ -2,8 +2,8 @@
 
     python benchmarks/sgemm_vs_numpy.py [--threads 2] [--rounds 3]
 
-Square 512-4096 and the tall-skinny shapes im2col convolution produces
-(M x K x N); each round times both libraries in turn (a pause and an untimed
+Square 512-4096, the tall-skinny shapes im2col convolution produces for one
+image, and the batched ones the benchmark suite's layers produce (M x K x N); each round times both libraries in turn (a pause and an untimed
 call before each), the minimum counts.
 NumPy's BLAS threads are capped through OPENBLAS_NUM_THREADS /
 OMP_NUM_THREADS / MKL_NUM_THREADS (unless already set), set before NumPy is
@@ -23,6 +23,13 @@ SHAPES = [
     (256, 2304, 196),    # layer3
     (512, 4608, 49),     # layer4: few columns
     (256, 4096, 1000),   # a classifier
+    # Batched im2col GEMMs (batch 16, the suite's shapes: O x CKK x N*HW):
+    (128, 576, 12544),   # ResNet-18 layer2.0 3x3/2
+    (64, 363, 48400),    # AlexNet conv1 11x11/4 (im2col)
+    (96, 576, 12544),
+    (256, 1024, 3136),   # ResNet-50 layer3 reduce 1x1
+    (64, 256, 50176),    # ResNet-50 layer1 reduce 1x1
+    (256, 64, 50176),    # ResNet-50 layer1 expand 1x1
 ]
 
 
