@@ -65,7 +65,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             :func:`conv2d_algorithm` tells which, ``backward=True`` for
             :func:`conv2d_backward`'s pick),
             ``"direct"`` (stride-1 ungrouped layers: register-blocked flat
-            planes, kernels/cpu/conv2d_direct_s1.h; others: strided loops;
+            planes, kernels/cpu/conv2d_direct_s1.h; depthwise layers:
+            kernels/cpu/conv2d_depthwise.h; others: strided loops;
             inputs holding Inf/NaN always take the strided loops, whose
             NaN pattern is PyTorch's), ``"im2col"``,
             ``"winograd_f2"`` / ``"winograd_f4"`` (Winograd with a 2x2 / 4x4
