@@ -28,7 +28,9 @@ struct DwRange {
   int64_t lo, hi;
 };
 
-// Outputs o in [lo, hi) (hi <= n_out) whose input o * stride + off is in [0, n_in).
+// Outputs o in [lo, hi) (hi <= n_out) whose input o * stride + off is in [0, n_in):
+// conv_common.h's valid_range, restated here because that one is an inline
+// function with external linkage (and std::min/max) -- the merge hazard above.
 inline DwRange dw_range(int64_t off, int64_t stride, int64_t n_in, int64_t n_out) {
   int64_t lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
   int64_t hi = n_in - 1 - off >= 0 ? (n_in - 1 - off) / stride + 1 : 0;

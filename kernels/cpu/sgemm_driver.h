@@ -53,6 +53,15 @@ inline int64_t omp_threads() {
 #endif
 }
 
+// The batch's global index spaces (see the header comment): all items'
+// columns side by side, or (reduce) all items' depths end to end.
+inline int64_t global_cols(const GemmParams& p, const GemmBatch& bt) {
+  return bt.reduce ? p.n : bt.count * p.n;
+}
+inline int64_t global_depth(const GemmParams& p, const GemmBatch& bt) {
+  return bt.reduce ? bt.count * p.k : p.k;
+}
+
 // Depth of each slab: the depth cut into ceil(depth / KC) near-equal slabs,
 // so no slab is a thin remainder (K = 576 at KC = 512 would be 512 + 64: a
 // second pass over C and a repacked A for 64 products per element). Depends
@@ -275,9 +284,9 @@ void write_tile(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep
 constexpr int kAccumulate = 1, kRelu = 2;
 
 // One MR x NR tile of C for one slab: a microkernel with kDirectC writes the
-// tile's mr rows, when its NR columns lie in one item, straight into C if the epilogue is
-// additions only (alpha == 1, and beta == 0 on the first slab, the usual
-// case); anything else goes through acc and write_tile. Which path a tile
+// tile's mr rows straight into C when its NR columns lie in one item and the
+// epilogue is additions only (alpha == 1, and beta == 0 on the first slab,
+// the usual case); anything else goes through acc and write_tile. Which path a tile
 // takes depends on the shape, never on the thread count.
 template <class Micro>
 inline void tile_product(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
@@ -308,8 +317,7 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
   constexpr int MR = Micro::MR, NR = Micro::NR;
   constexpr int64_t KC = Micro::KC, NC = Micro::NC, MC = Micro::MC;
   static_assert(MC % MR == 0 && NC % NR == 0, "blocks must hold whole tiles");
-  const int64_t cols_total = bt.reduce ? p.n : bt.count * p.n;
-  const int64_t depth_total = bt.reduce ? bt.count * p.k : p.k;
+  const int64_t cols_total = global_cols(p, bt), depth_total = global_depth(p, bt);
   const int64_t kstep = slab_depth(depth_total, KC);
   // Row blocks of at most MC rows, as even as whole tiles allow, so that
   // threads get similar work.
@@ -376,9 +384,9 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
 // MC always; more rows when K is shallow, as a 1x1 layer's 256 x 64
 // weights, or the ISA's buffer is larger): a shared packed B panel would be
 // written and read back for only 2*M flops per element, with barriers
-// around it.
-// Instead each thread packs all of A and takes chunks of kChunkTiles column
-// tiles, packs the chunk's B privately and runs it against every row tile.
+// around it. Instead each thread packs all of A and takes chunks of
+// kChunkTiles column tiles, packs the chunk's B privately and runs it
+// against every row tile.
 // Read in place (row stride ldb), a tile's kc rows sit on kc different
 // pages and are re-read for every row tile (measured on the AVX2 machine,
 // 2 threads: copied wins at M = 96, 143 vs 88 GFLOP/s at K = 1024, N =
@@ -393,8 +401,7 @@ void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& 
                   const float* a, const float* b, float* c, float* apack, float* bpack) {
   constexpr int MR = Micro::MR, NR = Micro::NR;
   constexpr int64_t KC = Micro::KC, MC = Micro::MC, NC = Micro::NC;
-  const int64_t cols_total = bt.reduce ? p.n : bt.count * p.n;
-  const int64_t depth_total = bt.reduce ? bt.count * p.k : p.k;
+  const int64_t cols_total = global_cols(p, bt), depth_total = global_depth(p, bt);
   const int64_t kstep = slab_depth(depth_total, KC);
   const int64_t m_tiles = ceil_div(p.m, MR), n_tiles = ceil_div(cols_total, NR);
   // Tiles packed at a time: every thread's chunk fits in the buffer's
@@ -458,11 +465,9 @@ void gemm_entry(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep
   // are columns enough for every thread (a 192 x 64 Winograd weight
   // gradient is 4 column tiles: the row blocks split it better).
   constexpr int64_t MR = Micro::MR, NR = Micro::NR;
-  const int64_t depth = bt.reduce ? bt.count * p.k : p.k;
-  const int64_t n_tiles = ceil_div(bt.reduce ? p.n : bt.count * p.n, NR);
   if (p.m <= Micro::MC ||
-      (ceil_div(p.m, MR) * MR * slab_depth(depth, Micro::KC) <= Micro::kApack &&
-       n_tiles >= 8 * omp_threads()))
+      (ceil_div(p.m, MR) * MR * slab_depth(global_depth(p, bt), Micro::KC) <= Micro::kApack &&
+       ceil_div(global_cols(p, bt), NR) >= 8 * omp_threads()))
     gemm_small_m<Micro>(p, bt, ep, a, b, c, apack, bpack);
   else
     gemm_driver<Micro>(p, bt, ep, a, b, c, apack, bpack);
