@@ -99,7 +99,11 @@ def test_stale_entry_naming_an_inapplicable_algorithm_is_retuned(tuned):
     tuned.write_text(json.dumps({"format": "striate-autotune-1", "entries": {key: "winograd_f4"}}))
     _autotune._loaded_from = None
     assert_close(ops.conv2d(x, w), ref.conv2d(x, w))
-    assert entries(tuned)[key] in ("direct", "im2col")
+    # The stale name is replaced by one of the algorithms that apply (which one
+    # wins the timing varies from run to run: 5x5 also admits F(2x2,5x5)).
+    applicable = ops.conv2d_algorithms(x, w)
+    assert "winograd_f4" not in applicable
+    assert entries(tuned)[key] in applicable
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"format": "other", "entries": {}}', "[1, 2]", ""])
