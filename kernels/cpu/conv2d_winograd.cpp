@@ -229,10 +229,10 @@ bool conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float*
     GemmParams gp;
     gp.m = co, gp.n = ci, gp.k = nt;
     gp.trans_b = true;
-    gp.lda = ld, gp.ldb = ld, gp.ldc = ci;
+    gp.lda = xis * ld, gp.ldb = xis * ld, gp.ldc = ci;  // channel-major dm, v
     gp.beta = t0 == 0 ? 0.0f : 1.0f;  // the first block overwrites dU
     for (int64_t xi = 0; xi < xis; ++xi)
-      sgemm_batched(gp, GemmBatch{}, GemmEpilogue{}, dm + xi * co * ld, v + xi * ci * ld,
+      sgemm_batched(gp, GemmBatch{}, GemmEpilogue{}, dm + xi * ld, v + xi * ld,
                     du + xi * co * ci);
   }
 #pragma omp parallel for schedule(static)

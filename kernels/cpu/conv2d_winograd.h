@@ -40,8 +40,8 @@ struct WinogradImpl {
   // winograd_block_floats(wp) floats.
   void (*run)(const WinogradPlan& wp, const float* x, const float* u, const float* bias,
               float* y, float* ws);
-  // Weight gradient, tiles [t0, t0 + nt): transformed input v[xi][c_in][ld]
-  // and transformed output gradient dm[xi][c_out][ld] (conv2d_winograd.cpp
+  // Weight gradient, tiles [t0, t0 + nt): transformed input v[c_in][xi][ld]
+  // and transformed output gradient dm[c_out][xi][ld] (conv2d_winograd.cpp
   // runs the GEMMs).
   void (*wgrad_block)(const WinogradPlan& wp, const float* x, const float* gy, int64_t t0,
                       int64_t nt, float* v, float* dm);

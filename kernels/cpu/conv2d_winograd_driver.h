@@ -20,7 +20,6 @@
 // threads against the point-major layout, separate processes: ResNet-18
 // layer1 64->64 @56 b16 forward 17.5-22 -> 14-15 ms, layer3 256->256 @14
 // 24 -> 16 ms, layer4 512 @7 26 -> 22 ms, AlexNet conv2 (F(2,5)) ~10%.
-// (The weight gradient keeps V[xi][ci][t]: its GEMMs reduce along t.)
 // Each stage writes every element from one thread and each GEMM sums c_in
 // in order, so the result is bitwise identical for any thread count.
 //
@@ -504,13 +503,15 @@ void winograd_run(const WinogradPlan& wp, const float* x, const float* u, const 
 }
 
 // Weight gradient, one block of tiles [t0, t0 + nt): the input transform
-// v[xi][ci][t] (the forward pass transposed) and the gradient transform
-// dm[xi][co][t], both with row stride wp.ld; the caller runs the alpha^2
-// GEMMs dU[xi] += dM[xi] V[xi]^T and the filter back-transform. Threads
+// v[ci][xi][t] (as the forward pass) and the gradient transform
+// dm[co][xi][t], channel-major for the same reason; the caller runs the
+// alpha^2 GEMMs dU[xi] += dM[xi] V[xi]^T (rows of one point alpha^2 * ld
+// apart: the SGEMM packs both operands anyway) and the filter back-transform. Threads
 // split the channels: every element is written by one thread.
 template <class Micro, int M, int R>
 void wgrad_block_run(const WinogradPlan& wp, const float* x, const float* gy, int64_t t0,
                      int64_t nt, float* v, float* dm) {
+  constexpr int64_t XI = Wino<M, R>::A * Wino<M, R>::A;
   const Conv2dParams& p = wp.p;
   const int64_t ci = p.c_in, co = p.c_out, ld = wp.ld;
   const int64_t hw_in = p.h_in * p.w_in, hw_out = p.h_out * p.w_out;
@@ -519,13 +520,13 @@ void wgrad_block_run(const WinogradPlan& wp, const float* x, const float* gy, in
 #pragma omp for schedule(static) nowait
     for (int64_t c = 0; c < ci; ++c)
       for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
-        input_run<Micro, M, R>(wp, x + (img * ci + c) * hw_in, ty, tx, n, v + c * ld + off,
-                            ci * ld);
+        input_run<Micro, M, R>(wp, x + (img * ci + c) * hw_in, ty, tx, n,
+                               v + c * XI * ld + off, ld);
       });
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < co; ++o)
       for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
-        gy_run<M, R>(wp, gy + (img * co + o) * hw_out, ty, tx, n, dm + o * ld + off, co * ld);
+        gy_run<M, R>(wp, gy + (img * co + o) * hw_out, ty, tx, n, dm + o * XI * ld + off, ld);
       });
   }
 }
