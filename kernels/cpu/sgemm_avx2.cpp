@@ -92,6 +92,38 @@ struct MicroAvx2 {
   static void run(int64_t kc, const float* a, const float* b, int64_t ldb, float* out) {
     run_c(kc, a, b, ldb, out, NR, MR, nullptr, 0);
   }
+
+  // The left 8 columns of the tile (a column tail of at most 8: 512 x 4608
+  // x 49 is 3 tiles + 1 column, and the full kernel spent a whole tile's
+  // time on that column). Row r of out (NR apart) gets columns 0..7; the
+  // same FMAs in the same k order as run_c, so the result is bitwise the
+  // full kernel's. 6 accumulators: noinline for the reason run_c is.
+  static constexpr bool kHalfTail = true;
+  __attribute__((noinline)) static void run_half(int64_t kc, const float* __restrict a,
+                                                 const float* __restrict b, int64_t ldb,
+                                                 float* __restrict out) {
+    __m256 c0[MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) c0[r] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 4 <= kc; k += 4) {
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) {
+        const __m256 b0 = _mm256_loadu_ps(b + (k + u) * ldb);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r)
+          c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + (k + u) * MR + r), b0, c0[r]);
+      }
+    }
+    for (; k < kc; ++k) {
+      const __m256 b0 = _mm256_loadu_ps(b + k * ldb);
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; ++r)
+        c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + k * MR + r), b0, c0[r]);
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) _mm256_storeu_ps(out + r * NR, c0[r]);
+  }
 };
 
 }  // namespace

@@ -283,6 +283,17 @@ void write_tile(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep
 // Modes of Micro::run_c (microkernels with kDirectC).
 constexpr int kAccumulate = 1, kRelu = 2;
 
+// Micro::kHalfTail where the microkernel defines it (with run_half, the
+// left NR / 2 columns of a tile), else false.
+template <class Micro>
+constexpr auto half_tail(int) -> decltype(Micro::kHalfTail, bool()) {
+  return Micro::kHalfTail;
+}
+template <class Micro>
+constexpr bool half_tail(long) {
+  return false;
+}
+
 // One MR x NR tile of C for one slab: a microkernel with kDirectC writes the
 // tile's mr rows straight into C when its NR columns lie in one item and the
 // epilogue is additions only (alpha == 1, and beta == 0 on the first slab,
@@ -304,6 +315,13 @@ inline void tile_product(const GemmParams& p, const GemmBatch& bt, const GemmEpi
     }
   }
   alignas(64) float acc[MR * NR];
+  if constexpr (half_tail<Micro>(0)) {
+    if (nr <= NR / 2) {
+      Micro::run_half(kc, at, btile, NR, acc);
+      write_tile<NR>(p, bt, ep, c, acc, i0, mr, g, nr, first, last);
+      return;
+    }
+  }
   Micro::run(kc, at, btile, NR, acc);
   write_tile<NR>(p, bt, ep, c, acc, i0, mr, g, nr, first, last);
 }
