@@ -57,12 +57,16 @@ def test_blocks_bitwise_identical_for_any_thread_count():
 
 
 # Both SGEMM paths (all of A's rows in one per-thread buffer -- M <= MC, or
-# more rows with a shallow K or a larger buffer (AVX2: up to 2*MC x KC):
+# more rows with a shallow K or a larger buffer (AVX2: up to 3*MC x KC):
 # per-thread chunks of column tiles; otherwise a shared packed B)
-# with several KC slabs, on every ISA level.
+# with several KC slabs, on every ISA level. 288 / 289 x 576 sit on either
+# side of AVX2's buffer; N = 49 / 1000 / 7 end in an AVX2 half tile (<= 8
+# columns).
 @pytest.mark.parametrize("m, k, n", [(200, 1600, 70), (577, 1100, 1031), (170, 2000, 33),
                                      (3136, 576, 64), (13, 5000, 200), (250, 60, 3001),
-                                     (97, 577, 300), (150, 1200, 333), (193, 576, 100)])
+                                     (97, 577, 300), (150, 1200, 333), (193, 576, 100),
+                                     (288, 576, 1003), (289, 576, 1003), (256, 1024, 520),
+                                     (512, 1300, 49), (61, 700, 1000), (300, 40, 7)])
 def test_sgemm_paths_and_slabs(m, k, n):
     from striate import _C
     rng = np.random.default_rng(m + k + n)
