@@ -92,7 +92,7 @@ print(json.dumps({"rss": marks, "traced": traced, "loss": float(loss)}))
 def test_models_built_and_deleted_free_their_memory():
     r = run(r"""
 x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
-marks, refs = [], []
+marks, cached, refs = [], [], []
 for i in range(30):
     m = models.resnet20()
     m(x)
@@ -101,15 +101,22 @@ for i in range(30):
     refs.append(weakref.ref(m))
     del m
     marks.append(rss_mb())
+    cached.append(striate._C.conv2d_filter_cache_bytes() / 2**20)
 alive = sum(r() is not None for r in refs)
-print(json.dumps({"rss": marks, "alive": alive}))
+print(json.dumps({"rss": marks, "cached": cached, "alive": alive}))
 """)
-    rss = r["rss"]
     assert r["alive"] == 0
-    # After a few cycles the Winograd filter cache (at most 64 entries; a
-    # ResNet-20 adds 19) and the workspaces have their steady size; 30
-    # ResNet-20s with their Adam state are ~200 MB if anything is kept.
-    assert max(rss[5:]) - rss[5] < 8.0, rss
+    # The Winograd filter cache outlives its models by design (64 entries at
+    # most, striate.empty_cache() frees it). How full it gets depends on which
+    # layers take Winograd on this ISA: on AVX-512 its bytes kept growing
+    # until the 20th model (4 -> 27 MB) as evictions left the larger entries.
+    # Its bound is the 64 largest entries a ResNet-20 makes: a 64x64 3x3
+    # layer at F(4x4), forward + backward, with the raw copy, is 1.2 MB.
+    assert max(r["cached"]) <= 64 * 2 * (36 + 9) * 64 * 64 * 4 / 2**20, r["cached"]
+    # Everything else: 30 ResNet-20s with their Adam state are ~200 MB if
+    # anything is kept; the workspaces reach their size in the first cycles.
+    rss = [m - c for m, c in zip(r["rss"], r["cached"])]
+    assert max(rss[5:]) - rss[5] < 8.0, r
 
 
 def test_conv2d_over_many_shapes_and_weights_stays_bounded():
