@@ -82,30 +82,30 @@ def test_auto_algorithm_choice():
     from striate import _C
     # src/ops/conv2d.cpp auto_algorithm / auto_avx2: on AVX2 the stride-1
     # direct kernel takes 3x3 layers of up to 64x64 channels on small planes
-    # (<= 8x8 forward, <= 16x16 backward); the AVX-512 level (whose Winograd
-    # and GEMM are twice as wide) only up to 32 channels.
+    # (<= 8x8 forward, <= 16x16 backward); the AVX-512 level (auto_avx512,
+    # Winograd and GEMM twice as wide) runs F(4x4) there.
     x = np.zeros((1, 64, 8, 8), np.float32)
     isa = _C.isa_selected()
     simd = isa != "baseline"
     w64 = np.zeros((64, 64, 3, 3), np.float32)
     assert ops.conv2d_algorithm(x, w64, padding=1) == {
-        "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f2"}[isa]
+        "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f4"}[isa]
     if isa == "avx2":  # larger planes: Winograd both ways
         x56 = np.zeros((1, 64, 56, 56), np.float32)
         assert ops.conv2d_algorithm(x56, w64, padding=1) == "winograd_f4"
         assert ops.conv2d_algorithm(x56, w64, padding=1, backward=True) == "winograd_f4"
     assert ops.conv2d_algorithm(x, w64, padding=1, backward=True) == {
-        "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f2"}[isa]
+        "baseline": "im2col", "avx2": "direct", "avx512": "winograd_f4"}[isa]
     assert ops.conv2d_algorithm(x, w64, stride=2) == ("im2col" if simd else "direct")
     assert ops.conv2d_algorithm(x, np.zeros((64, 1, 3, 3), np.float32), groups=64) == "direct"
     x1, w1 = np.zeros((1, 1, 32, 32), np.float32), np.zeros((6, 1, 5, 5), np.float32)
     assert ops.conv2d_algorithm(x1, w1) == "direct"
     x2 = np.zeros((1, 512, 14, 14), np.float32)
     w512 = np.zeros((512, 512, 3, 3), np.float32)
-    # big-channel layers: Winograd (AVX2: F(4x4) forward; backward F(2x2)
-    # below 28x28 planes)
+    # big-channel layers: Winograd (AVX2 and AVX-512: F(4x4) forward;
+    # backward F(2x2) below 28x28 planes)
     if simd:
-        tile = "winograd_f4" if isa == "avx2" else "winograd_f2"
+        tile = "winograd_f4" if isa in ("avx2", "avx512") else "winograd_f2"
         assert ops.conv2d_algorithm(x2, w512, padding=1) == tile
         assert ops.conv2d_algorithm(x2, w512, padding=1, backward=True) == "winograd_f2"
         x7 = np.zeros((1, 512, 7, 7), np.float32)

@@ -157,17 +157,43 @@ def test_tile_choice():
     assert pick(512, 512, 56, 56) == "winograd_f4"
     assert pick(256, 512, 28, 28) == "winograd_f4"
     isa = striate.build_info()["isa_selected"]
+
+    def pick_bwd(c_in, c_out, h):
+        return ops.conv2d_algorithm(np.zeros((1, c_in, h, h), np.float32),
+                                    np.zeros((c_out, c_in, 3, 3), np.float32),
+                                    padding=1, backward=True)
+
+    def pick5(c_in, c_out, h, backward=False):
+        return ops.conv2d_algorithm(np.zeros((1, c_in, h, h), np.float32),
+                                    np.zeros((c_out, c_in, 5, 5), np.float32),
+                                    padding=2, backward=backward)
     if isa == "avx512":
+        # src/ops/conv2d.cpp auto_avx512: forward F(4x4) from 16x16 channels
+        # except 512 input channels on 28x28; backward direct for 16x16
+        # channels, F(4x4) up to 64x64 and on >= 28x28 planes, else F(2x2)
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
-        assert pick(256, 256, 14, 14, "auto") == "winograd_f2"
+        assert pick(16, 16, 32, 32, "auto") == "winograd_f4"
+        assert pick(256, 256, 14, 14, "auto") == "winograd_f4"
+        assert pick(512, 512, 7, 7, "auto") == "winograd_f4"
+        assert pick(512, 512, 28, 28, "auto") == "winograd_f2"
+        assert pick(256, 512, 28, 28, "auto") == "winograd_f4"
+        assert pick(3, 64, 32, 32, "auto") == "im2col"
+        assert pick_bwd(16, 16, 32) == "direct"
+        assert pick_bwd(32, 32, 16) == "winograd_f4"
+        assert pick_bwd(64, 64, 56) == "winograd_f4"
+        assert pick_bwd(128, 128, 28) == "winograd_f4"
+        assert pick_bwd(512, 512, 28) == "winograd_f2"
+        assert pick_bwd(192, 384, 13) == "winograd_f2"
+        assert pick_bwd(512, 512, 7) == "winograd_f2"
+        # 5x5: the AVX2 rule (auto_avx2_5x5), measured on AVX-512 too
+        assert pick5(64, 192, 27) == "winograd_f2"
+        assert pick5(6, 16, 28) == "direct"
+        assert pick5(64, 192, 27, True) == "winograd_f2"
+        assert pick5(48, 128, 7, True) == "im2col"
     elif isa == "avx2":
         # src/ops/conv2d.cpp auto_avx2: direct for 16x16 channels and, up to
         # 64x64, on planes <= 8x8 forward / <= 16x16 backward; else forward
         # F(4x4) on every plane, backward F(4x4) from 28x28 and F(2x2) below
-        def pick_bwd(c_in, c_out, h):
-            return ops.conv2d_algorithm(np.zeros((1, c_in, h, h), np.float32),
-                                        np.zeros((c_out, c_in, 3, 3), np.float32),
-                                        padding=1, backward=True)
         assert pick(16, 16, 32, 32, "auto") == "direct"
         assert pick(64, 64, 8, 8, "auto") == "direct"
         assert pick(32, 32, 16, 16, "auto") == "winograd_f4"
@@ -184,10 +210,6 @@ def test_tile_choice():
         # 5x5 (auto_avx2_5x5): forward F(2x2, 5x5) from 16 channels on
         # planes >= 28x28 or from 32x32 channels; backward when the tile sum
         # is deep (C_in*C_out*plane >= 2M), else im2col beyond 32x32 channels.
-        def pick5(c_in, c_out, h, backward=False):
-            return ops.conv2d_algorithm(np.zeros((1, c_in, h, h), np.float32),
-                                        np.zeros((c_out, c_in, 5, 5), np.float32),
-                                        padding=2, backward=backward)
         assert pick5(64, 192, 27) == "winograd_f2"
         assert pick5(16, 32, 28) == "winograd_f2"
         assert pick5(16, 48, 14) == "direct"

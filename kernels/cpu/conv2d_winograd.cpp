@@ -149,6 +149,17 @@ void filter_1d_t(int m, int r, const double* u, int64_t si, double* g, int64_t s
   }
 }
 
+// G^T (kr x alpha, row-major): filter_1d_t's columns, for the drivers'
+// filter_grad (dg = G^T dU G).
+void filter_transform_t(int m, int kr, int a, double* gt) {
+  for (int p = 0; p < a; ++p) {
+    double e[6] = {}, col[5];
+    e[p] = 1.0;
+    filter_1d_t(m, kr, e, 1, col, 1);
+    for (int r = 0; r < kr; ++r) gt[r * a + p] = col[r];
+  }
+}
+
 }  // namespace
 
 int64_t conv2d_winograd_filter_floats(const Conv2dParams& p, int m, bool backward_data) {
@@ -235,16 +246,9 @@ bool conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float*
       sgemm_batched(gp, GemmBatch{}, GemmEpilogue{}, dm + xi * ld, v + xi * ld,
                     du + xi * co * ci);
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < co; ++o)
-    for (int64_t i = 0; i < ci; ++i) {
-      double d[6 * 6], t[5 * 6], g[25];
-      for (int64_t xi = 0; xi < xis; ++xi) d[xi] = du[(xi * co + o) * ci + i];
-      // Row points to tap rows (t[tap row][column point]), then column points.
-      for (int k = 0; k < a; ++k) filter_1d_t(m, kr, d + k, a, t + k, a);
-      for (int r = 0; r < kr; ++r) filter_1d_t(m, kr, t + a * r, 1, g + kr * r, 1);
-      for (int k = 0; k < taps; ++k) gw[(o * ci + i) * taps + k] = static_cast<float>(g[k]);
-    }
+  double gt[5 * 6];
+  filter_transform_t(m, kr, int(a), gt);
+  impl().filter_grad(wp, gt, du, co * ci, gw);
   if (!all_finite(gw, co * ci * taps)) return false;
   if (gbias) conv2d_bias_backward(p, gy, gbias);
   return true;

@@ -45,6 +45,10 @@ struct WinogradImpl {
   // runs the GEMMs).
   void (*wgrad_block)(const WinogradPlan& wp, const float* x, const float* gy, int64_t t0,
                       int64_t nt, float* v, float* dm);
+  // dg = G^T dU G for nf filters, dU[xi] nf floats apart (du[xi * nf + f]),
+  // to gw[f * r * r + tap]; gt is G^T (r x alpha, row-major), in double.
+  void (*filter_grad)(const WinogradPlan& wp, const double* gt, const float* du, int64_t nf,
+                      float* gw);
 };
 
 extern const WinogradImpl winograd_baseline_impl;

@@ -48,6 +48,7 @@ struct WinoMicroAvx2 : WinoGenericHoriz {
 }  // namespace
 
 const WinogradImpl winograd_avx2_impl = {"winograd_avx2", winograd_entry<WinoMicroAvx2>,
-                                         wgrad_block_entry<WinoMicroAvx2>};
+                                         wgrad_block_entry<WinoMicroAvx2>,
+    filter_grad_entry};
 
 }  // namespace striate::cpu

@@ -112,6 +112,40 @@ std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
   return Conv2dAlgorithm::winograd_f4;
 }
 
+// The AVX-512 level's choice for stride-1 ungrouped non-1x1 layers, or
+// nullopt for the generic rules below. Measured side by side on a 2-core
+// AVX-512 machine with full-width 512-bit FMA units (AMD EPYC, fp32 peak
+// ~520 GFLOP/s; 2026-12-04, 3x3 layers of 16-512 channels on 7x7-56x56
+// planes, batches 2-128, and the 5x5 layers of AlexNet/GoogLeNet):
+// - 3x3 forward: F(4x4) on every plane from 16x16 channels (ResNet-20's
+//   16@32 b128: 1.3 ms vs F(2x2) 1.7, direct 2.9; 13x13 and 14x14 planes
+//   at 256-384 channels: 3.8-5.5 ms vs F(2x2) 4.2-6.2; ResNet-18 layer4,
+//   512@7: 6.8 vs 7.4), except 512 input channels on 28x28 planes (VGG-16
+//   conv4_2 b2: F(2x2) 10.8 vs F(4x4) 12.0 ms; 36 transformed 512 x 512
+//   filter sets, 38 MB, no longer stay in cache for a short tile run);
+// - 3x3 backward: direct for 16x16 channels (ResNet-20's first stage b128:
+//   6.5 ms vs F(4x4) 9.7), F(4x4) up to 64x64 channels and from 28x28
+//   planes below 512 channels (ResNet-18 layer1 11.4 vs F(2x2) 16.6, 32@16:
+//   4.4 vs 5.2), F(2x2) elsewhere (AlexNet conv3/conv4 13x13: 13.3/17.4 vs
+//   14.5/19.2 ms; VGG-16 conv4_2: 28.5 vs 35.5);
+// - 5x5: as auto_avx2_5x5 (AlexNet conv2 forward F(2x2, 5x5) 8.9 ms vs
+//   im2col 25.8, backward 31.6 vs 49.3; GoogLeNet's 5x5 layers 1.1-2.6x
+//   over im2col forward, backward im2col / direct where the tile sum is
+//   shallow, as on AVX2).
+std::optional<Conv2dAlgorithm> auto_avx512(const Conv2dParams& p, bool backward) {
+  if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return std::nullopt;
+  if (!winograd_unsupported(p).empty()) return std::nullopt;
+  if (p.kh == 5) return auto_avx2_5x5(p, backward);
+  if (p.c_in < 16 || p.c_out < 16) return std::nullopt;
+  const int64_t cc = p.c_in * p.c_out;
+  const int64_t side = std::min(p.h_out, p.w_out);
+  const bool big_f4 = side >= 28 && side < 56 && p.c_in >= 512;  // F(2x2) there
+  if (!backward) return big_f4 ? Conv2dAlgorithm::winograd_f2 : Conv2dAlgorithm::winograd_f4;
+  if (cc <= 16 * 16) return Conv2dAlgorithm::direct;
+  if (cc <= 64 * 64 || (side >= 28 && !big_f4)) return Conv2dAlgorithm::winograd_f4;
+  return Conv2dAlgorithm::winograd_f2;
+}
+
 Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   // Heuristic from the shape and the ISA level (measured on this project's
   // 2-core AVX-512 machine, docs/benchmarks.md, and on a 2-core AVX2 one for
@@ -119,14 +153,10 @@ Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   // - depthwise-like layers (C_in/groups * C_out/groups <= 4) run direct,
   //   where the GEMMs would be 1-4 rows tall;
   // - AVX2: stride-1 ungrouped non-1x1 layers as auto_avx2 says;
-  // - AVX-512: stride-1 ungrouped non-1x1 layers of <= 32 channels run the
-  //   stride-1 direct kernel (its AVX2 blocks: they won by 2x or more on
-  //   the AVX2 machine, a margin the 2x wider AVX-512 Winograd and GEMM
-  //   cannot recover; larger layers were not measured with it);
+  // - AVX-512: stride-1 ungrouped non-1x1 layers as auto_avx512 says;
   // - otherwise 3x3 stride-1 ungrouped layers with >= 16 input and output
   //   channels use Winograd (the tile as "winograd" picks it); with fewer
-  //   channels the transforms outweigh the saved multiplies. F(2x2, 5x5)
-  //   is not chosen here: it has not been run on an AVX-512 machine;
+  //   channels the transforms outweigh the saved multiplies;
   // - strided layers whose stride phases form a 3x3 / 5x5 kernel take the
   //   space-to-depth rewrite wherever these rules give the rewritten
   //   stride-1 layer Winograd (AlexNet conv1 11x11/4 3->64 b16 on AVX2:
@@ -146,9 +176,8 @@ Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   }
   if (isa == Isa::avx2)
     if (const auto a = auto_avx2(p, backward)) return *a;
-  if (isa == Isa::avx512 && cpu::conv2d_direct_s1_applies(p) && p.kh * p.kw > 1 &&
-      std::max(p.c_in, p.c_out) <= 32)
-    return Conv2dAlgorithm::direct;
+  if (isa == Isa::avx512)
+    if (const auto a = auto_avx512(p, backward)) return *a;
   const bool simd = isa != Isa::baseline;
   if (simd && p.kh == 3 && winograd_unsupported(p).empty() && p.c_in >= 16 && p.c_out >= 16)
     return pick_winograd_tile(p);
