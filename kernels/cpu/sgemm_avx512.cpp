@@ -14,27 +14,84 @@ namespace {
 // a 96 KB B tile that streams from L2 with the A tile.
 struct MicroAvx512 {
   static constexpr int MR = 12, NR = 32, KC = 768, MC = 168, NC = 1024;
-  static constexpr bool kDirectC = false;
+  static constexpr bool kDirectC = true;
   static constexpr int64_t kApack = MC * KC;
-  static void run(int64_t kc, const float* __restrict a, const float* __restrict b,
-                  int64_t ldb, float* __restrict out) {
+
+  // One k step: 2 B vectors, 12 broadcasts of A, 24 FMAs.
+  static inline void step(const float* __restrict a, const float* __restrict b, __m512* c0,
+                          __m512* c1) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+
+  // Rows r < mr of c (rows ldc apart) = [c +] [bias[r] +] product [, then
+  // max(0, .)], per mode: the tile written from the accumulators, as
+  // sgemm_avx2.cpp's run_c (additions in write_tile's order). Through the
+  // scratch tile and write_tile, the 12 x 32 tile's copy and its scalar
+  // epilogue loop were a fifth of the Winograd weight gradient's GEMM time
+  // (ResNet-18 layer4 backward profile, AVX-512 machine). C lines are
+  // requested for writing first, so they arrive during the k loop.
+  // noinline for the reason run_c is in sgemm_avx2.cpp (the accumulators
+  // stay in registers only when the loop is compiled on its own).
+  __attribute__((noinline)) static void run_c(int64_t kc, const float* __restrict a,
+                                              const float* __restrict b, int64_t ldb,
+                                              float* __restrict c, int64_t ldc, int64_t mr,
+                                              const float* __restrict bias, int mode) {
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      if (r >= mr) break;
+      __builtin_prefetch(c + r * ldc, 1);
+      __builtin_prefetch(c + r * ldc + NR - 1, 1);
+    }
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 12
     for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; ++k) {
-      const __m512 b0 = _mm512_loadu_ps(b + k * ldb), b1 = _mm512_loadu_ps(b + k * ldb + 16);
-#pragma GCC unroll 12
-      for (int r = 0; r < MR; ++r) {
-        const __m512 av = _mm512_set1_ps(a[k * MR + r]);
-        c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-        c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
-      }
-    }
+    for (int64_t k = 0; k < kc; ++k) step(a + k * MR, b + k * ldb, c0, c1);
+    const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int r = 0; r < MR; ++r) {
-      _mm512_storeu_ps(out + r * NR, c0[r]);
-      _mm512_storeu_ps(out + r * NR + 16, c1[r]);
+      if (r >= mr) break;
+      float* row = c + r * ldc;
+      __m512 v0 = c0[r], v1 = c1[r];
+      if (mode & kAccumulate) {
+        v0 = _mm512_add_ps(_mm512_loadu_ps(row), v0);
+        v1 = _mm512_add_ps(_mm512_loadu_ps(row + 16), v1);
+      } else if (bias) {
+        const __m512 br = _mm512_set1_ps(bias[r]);
+        v0 = _mm512_add_ps(br, v0), v1 = _mm512_add_ps(br, v1);
+      }
+      // max(0, v) returns v when v is NaN (the second operand): NaN stays NaN.
+      if (mode & kRelu) v0 = _mm512_max_ps(zero, v0), v1 = _mm512_max_ps(zero, v1);
+      _mm512_storeu_ps(row, v0);
+      _mm512_storeu_ps(row + 16, v1);
     }
+  }
+  static void run(int64_t kc, const float* a, const float* b, int64_t ldb, float* out) {
+    run_c(kc, a, b, ldb, out, NR, MR, nullptr, 0);
+  }
+
+  // The left 16 columns of the tile (a column tail of at most 16), with
+  // the same FMAs in the same k order as run_c: bitwise the full kernel's.
+  static constexpr bool kHalfTail = true;
+  __attribute__((noinline)) static void run_half(int64_t kc, const float* __restrict a,
+                                                 const float* __restrict b, int64_t ldb,
+                                                 float* __restrict out) {
+    __m512 c0[MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) c0[r] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(b + k * ldb);
+#pragma GCC unroll 12
+      for (int r = 0; r < MR; ++r)
+        c0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[k * MR + r]), b0, c0[r]);
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) _mm512_storeu_ps(out + r * NR, c0[r]);
   }
 };
 

@@ -296,8 +296,8 @@ constexpr bool half_tail(long) {
 
 // One MR x NR tile of C for one slab: a microkernel with kDirectC writes the
 // tile's mr rows straight into C when its NR columns lie in one item and the
-// epilogue is additions only (alpha == 1, and beta == 0 on the first slab,
-// the usual case); anything else goes through acc and write_tile. Which path a tile
+// epilogue is additions only (alpha == 1, and beta == 0 or 1 without a bias
+// on the first slab); anything else goes through acc and write_tile. Which path a tile
 // takes depends on the shape, never on the thread count.
 template <class Micro>
 inline void tile_product(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& ep,
@@ -306,9 +306,15 @@ inline void tile_product(const GemmParams& p, const GemmBatch& bt, const GemmEpi
   constexpr int MR = Micro::MR, NR = Micro::NR;
   if constexpr (Micro::kDirectC) {
     const int64_t item = g / p.n, j = g % p.n;
-    if (nr == NR && j + NR <= p.n && p.alpha == 1.0f && (!first || p.beta == 0.0f)) {
+    // beta == 1 without a bias on the first slab is an accumulation too (the
+    // Winograd weight gradient's later tile blocks): c + product, where
+    // write_tile computes (1 * c + 0) + product -- the same sum, except that
+    // it turns a -0 c into +0 first.
+    const bool add_first = first && p.beta == 1.0f && !ep.row_bias;
+    if (nr == NR && j + NR <= p.n && p.alpha == 1.0f &&
+        (!first || p.beta == 0.0f || add_first)) {
       const float* bias = first && ep.row_bias ? ep.row_bias + i0 : nullptr;
-      const int mode = (first ? 0 : kAccumulate) | (last && ep.relu ? kRelu : 0);
+      const int mode = (first && !add_first ? 0 : kAccumulate) | (last && ep.relu ? kRelu : 0);
       Micro::run_c(kc, at, btile, NR, c + item * bt.stride_c + i0 * p.ldc + j, p.ldc, mr, bias,
                    mode);
       return;
