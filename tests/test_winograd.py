@@ -168,23 +168,26 @@ def test_tile_choice():
                                     np.zeros((c_out, c_in, 5, 5), np.float32),
                                     padding=2, backward=backward)
     if isa == "avx512":
-        # src/ops/conv2d.cpp auto_avx512: forward F(4x4) from 16x16 channels
-        # except 512 input channels on 28x28; backward direct for 16x16
-        # channels, F(4x4) up to 64x64 and on >= 28x28 planes, else F(2x2)
+        # src/ops/conv2d.cpp auto_avx512: forward F(4x4) from 16x16 channels;
+        # backward direct for 16x16 channels, F(4x4) up to 64x64, on >= 28x28
+        # planes and from 256 x 512 channels over >= 64 F(4x4) tiles, else
+        # F(2x2)
         assert pick(64, 64, 56, 56, "auto") == "winograd_f4"
         assert pick(16, 16, 32, 32, "auto") == "winograd_f4"
         assert pick(256, 256, 14, 14, "auto") == "winograd_f4"
         assert pick(512, 512, 7, 7, "auto") == "winograd_f4"
-        assert pick(512, 512, 28, 28, "auto") == "winograd_f2"
-        assert pick(256, 512, 28, 28, "auto") == "winograd_f4"
+        assert pick(512, 512, 28, 28, "auto") == "winograd_f4"
         assert pick(3, 64, 32, 32, "auto") == "im2col"
         assert pick_bwd(16, 16, 32) == "direct"
         assert pick_bwd(32, 32, 16) == "winograd_f4"
         assert pick_bwd(64, 64, 56) == "winograd_f4"
         assert pick_bwd(128, 128, 28) == "winograd_f4"
-        assert pick_bwd(512, 512, 28) == "winograd_f2"
+        assert pick_bwd(512, 512, 28) == "winograd_f4"
         assert pick_bwd(192, 384, 13) == "winograd_f2"
-        assert pick_bwd(512, 512, 7) == "winograd_f2"
+        assert pick_bwd(512, 512, 14) == "winograd_f2"  # one image: 16 F(4x4) tiles
+        assert ops.conv2d_algorithm(np.zeros((16, 512, 7, 7), np.float32),
+                                    np.zeros((512, 512, 3, 3), np.float32), padding=1,
+                                    backward=True) == "winograd_f4"  # 64 tiles
         # 5x5: the AVX2 rule (auto_avx2_5x5), measured on AVX-512 too
         assert pick5(64, 192, 27) == "winograd_f2"
         assert pick5(6, 16, 28) == "direct"

@@ -27,11 +27,20 @@ namespace {
 // tiles where the 8 MB budget allows them: every block re-reads all of U
 // (alpha^2 * c_in * c_out floats), so wide layers need wide blocks (2x256
 // @56 ran 25-30% slower at 3 MB without the floor, separate processes).
+// When U itself is over kBigFilterBytes (F(4x4) from 256 x 512 channels:
+// 19 MB, beyond what the shared L3 keeps from one block to the next) the
+// floor holds even past the 8 MB budget: at 512 x 512 the budget allowed 32
+// tiles, one GEMM strip per pass over U, and the GEMM ran at ~50% of peak
+// (AVX-512 machine, 2 threads, same process: VGG-16 conv4_2 b2 F(4x4)
+// 11.2 -> 7.7 ms, ResNet-18 layer4 b16 6.0 -> 5.1 ms, its backward 20.2 ->
+// 18.1-19.1, conv4_1 256 -> 512 4.4 -> 4.0; at 256 x 384 and below, 128
+// tiles measured 5-10% slower than the budget's 64-96).
 // The weight gradient keeps kBlockBudget: its GEMMs reduce over the
 // block's tiles, and smaller blocks mean more, shorter GEMM calls.
 constexpr int64_t kBlockBudget = int64_t{2} << 20;
 constexpr int64_t kBlockBudgetFwd = int64_t{3} << 18;
 constexpr int64_t kMinBlockTiles = 128;
+constexpr int64_t kBigFilterBytes = int64_t{16} << 20;
 
 const WinogradImpl& impl() {
   switch (isa_selected()) {
@@ -67,7 +76,8 @@ WinogradPlan make_plan(const Conv2dParams& p, int m, bool wgrad = false) {
   int64_t block = kBlockBudget / per_tile / kWinoStrip * kWinoStrip;
   if (!wgrad) {
     const int64_t fwd = kBlockBudgetFwd / per_tile / kWinoStrip * kWinoStrip;
-    const int64_t least = block < kMinBlockTiles ? block : kMinBlockTiles;
+    const bool big_u = a * a * p.c_in * p.c_out * int64_t{4} > kBigFilterBytes;
+    const int64_t least = block < kMinBlockTiles && !big_u ? block : kMinBlockTiles;
     block = fwd > least ? fwd : least;
   }
   block = block < kWinoStrip ? kWinoStrip : block;

@@ -116,18 +116,20 @@ std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
 // nullopt for the generic rules below. Measured side by side on a 2-core
 // AVX-512 machine with full-width 512-bit FMA units (AMD EPYC, fp32 peak
 // ~520 GFLOP/s; 2026-12-04, 3x3 layers of 16-512 channels on 7x7-56x56
-// planes, batches 2-128, and the 5x5 layers of AlexNet/GoogLeNet):
+// planes, batches 2-128, and the 5x5 layers of AlexNet/GoogLeNet; times
+// at 2 threads, min of interleaved rounds):
 // - 3x3 forward: F(4x4) on every plane from 16x16 channels (ResNet-20's
-//   16@32 b128: 1.3 ms vs F(2x2) 1.7, direct 2.9; 13x13 and 14x14 planes
-//   at 256-384 channels: 3.8-5.5 ms vs F(2x2) 4.2-6.2; ResNet-18 layer4,
-//   512@7: 6.8 vs 7.4), except 512 input channels on 28x28 planes (VGG-16
-//   conv4_2 b2: F(2x2) 10.8 vs F(4x4) 12.0 ms; 36 transformed 512 x 512
-//   filter sets, 38 MB, no longer stay in cache for a short tile run);
+//   16@32 b128: 1.3 ms vs F(2x2) 1.7, direct 2.9; AlexNet conv4 13x13:
+//   5.3 vs 6.1; ResNet-18 layer4 512@7: 4.8 vs 6.1; VGG-16 conv4_2 512@28
+//   b2: 7.6 vs 9.9, once 512 x 512 blocks hold 128 tiles, see
+//   conv2d_winograd.cpp kBigFilterBytes);
 // - 3x3 backward: direct for 16x16 channels (ResNet-20's first stage b128:
-//   6.5 ms vs F(4x4) 9.7), F(4x4) up to 64x64 channels and from 28x28
-//   planes below 512 channels (ResNet-18 layer1 11.4 vs F(2x2) 16.6, 32@16:
-//   4.4 vs 5.2), F(2x2) elsewhere (AlexNet conv3/conv4 13x13: 13.3/17.4 vs
-//   14.5/19.2 ms; VGG-16 conv4_2: 28.5 vs 35.5);
+//   6.5 ms vs F(4x4) 9.7); F(4x4) up to 64x64 channels, on planes from
+//   28x28 (ResNet-18 layer1 11.4 vs F(2x2) 16.6; 32@16: 4.4 vs 5.2), and
+//   for 256 x 512 channels and more over at least 64 F(4x4) tiles
+//   (ResNet-18 layer4 b16: 16.4 vs 17.4); F(2x2) on the other small-plane
+//   layers (AlexNet conv3 13x13: 13.3 vs 14.5 ms; conv4 and ResNet-18 layer3
+//   tie; VGG-16 conv5 512@14 b2, 32 F(4x4) tiles: 9.2 vs 11.3);
 // - 5x5: as auto_avx2_5x5 (AlexNet conv2 forward F(2x2, 5x5) 8.9 ms vs
 //   im2col 25.8, backward 31.6 vs 49.3; GoogLeNet's 5x5 layers 1.1-2.6x
 //   over im2col forward, backward im2col / direct where the tile sum is
@@ -137,12 +139,13 @@ std::optional<Conv2dAlgorithm> auto_avx512(const Conv2dParams& p, bool backward)
   if (!winograd_unsupported(p).empty()) return std::nullopt;
   if (p.kh == 5) return auto_avx2_5x5(p, backward);
   if (p.c_in < 16 || p.c_out < 16) return std::nullopt;
+  if (!backward) return Conv2dAlgorithm::winograd_f4;
   const int64_t cc = p.c_in * p.c_out;
   const int64_t side = std::min(p.h_out, p.w_out);
-  const bool big_f4 = side >= 28 && side < 56 && p.c_in >= 512;  // F(2x2) there
-  if (!backward) return big_f4 ? Conv2dAlgorithm::winograd_f2 : Conv2dAlgorithm::winograd_f4;
+  const int64_t f4_tiles = p.n * ((p.h_out + 3) / 4) * ((p.w_out + 3) / 4);
   if (cc <= 16 * 16) return Conv2dAlgorithm::direct;
-  if (cc <= 64 * 64 || (side >= 28 && !big_f4)) return Conv2dAlgorithm::winograd_f4;
+  if (cc <= 64 * 64 || side >= 28 || (cc >= 256 * 512 && f4_tiles >= 64))
+    return Conv2dAlgorithm::winograd_f4;
   return Conv2dAlgorithm::winograd_f2;
 }
 
