@@ -34,7 +34,9 @@ namespace {
 // (AVX-512 machine, 2 threads, same process: VGG-16 conv4_2 b2 F(4x4)
 // 11.2 -> 7.7 ms, ResNet-18 layer4 b16 6.0 -> 5.1 ms, its backward 20.2 ->
 // 18.1-19.1, conv4_1 256 -> 512 4.4 -> 4.0; at 256 x 384 and below, 128
-// tiles measured 5-10% slower than the budget's 64-96).
+// tiles measured 5-10% slower than the budget's 64-96). Neutral on the AVX2
+// level (same machine, STRIATE_ISA=avx2: 12.3-12.8 vs 12.6-12.8 ms at conv4_2),
+// whose GEMM is half as fast, so U's traffic matters less.
 // The weight gradient keeps kBlockBudget: its GEMMs reduce over the
 // block's tiles, and smaller blocks mean more, shorter GEMM calls.
 constexpr int64_t kBlockBudget = int64_t{2} << 20;
