@@ -560,6 +560,7 @@ void wgrad_block_entry(const WinogradPlan& wp, const float* x, const float* gy, 
 // 7x7, on the AVX-512 machine.) In double: G^T's fractions are applied
 // before the one rounding to float.
 constexpr int64_t kFilterBlock = 16;
+constexpr int64_t kFilterPrefetch = 8 * kFilterBlock;
 
 template <int A, int KR>
 void filter_grad_run(const double* gt, const float* du, int64_t nf, float* gw) {
@@ -571,6 +572,7 @@ void filter_grad_run(const double* gt, const float* du, int64_t nf, float* gw) {
     alignas(64) double d[A * A][kFilterBlock], t[KR * A][kFilterBlock], g[KR * KR][kFilterBlock];
     for (int xi = 0; xi < A * A; ++xi) {
       const float* src = du + xi * nf + f0;
+      if (f0 + kFilterPrefetch < nf) __builtin_prefetch(src + kFilterPrefetch, 0, 0);
       if (nb == kFilterBlock)
         for (int64_t j = 0; j < kFilterBlock; ++j) d[xi][j] = src[j];
       else
