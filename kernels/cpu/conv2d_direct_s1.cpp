@@ -55,9 +55,7 @@ struct VBase {
 const DirectS1Impl& impl() {
   switch (isa_selected()) {
 #ifdef STRIATE_HAVE_X86_ISA
-    // No AVX-512 variant yet: the AVX2 blocks run there (the 4 x 24 block
-    // is sized for 16 registers; a 16-lane one is future work).
-    case Isa::avx512:
+    case Isa::avx512: return direct_s1_avx512_impl;
     case Isa::avx2: return direct_s1_avx2_impl;
 #endif
     default: return direct_s1_baseline_impl;

@@ -118,13 +118,16 @@ std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
 // ~520 GFLOP/s; 2026-12-04, 3x3 layers of 16-512 channels on 7x7-56x56
 // planes, batches 2-128, and the 5x5 layers of AlexNet/GoogLeNet; times
 // at 2 threads, min of interleaved rounds):
-// - 3x3 forward: F(4x4) on every plane from 16x16 channels (ResNet-20's
+// - 3x3 forward: the stride-1 direct kernel (its 16-lane blocks) below 16
+//   input or output channels (VGG-16 conv1_1 3->64 b2: 1.3 ms vs im2col
+//   1.7); F(4x4) on every plane from 16x16 channels (ResNet-20's
 //   16@32 b128: 1.3 ms vs F(2x2) 1.7, direct 2.9; AlexNet conv4 13x13:
 //   5.3 vs 6.1; ResNet-18 layer4 512@7: 4.8 vs 6.1; VGG-16 conv4_2 512@28
 //   b2: 7.6 vs 9.9, once 512 x 512 blocks hold 128 tiles, see
 //   conv2d_winograd.cpp kBigFilterBytes);
-// - 3x3 backward: direct for 16x16 channels (ResNet-20's first stage b128:
-//   6.5 ms vs F(4x4) 9.7); F(4x4) up to 64x64 channels, on planes from
+// - 3x3 backward: im2col below 16 channels (conv1_1: 7.6 ms vs direct
+//   9.5), direct for 16x16 channels (ResNet-20's first stage b128: 5.8 ms
+//   vs F(4x4) 9.7); F(4x4) up to 64x64 channels, on planes from
 //   28x28 (ResNet-18 layer1 11.4 vs F(2x2) 16.6; 32@16: 4.4 vs 5.2), and
 //   for 256 x 512 channels and more over at least 64 F(4x4) tiles
 //   (ResNet-18 layer4 b16: 16.4 vs 17.4); F(2x2) on the other small-plane
@@ -138,7 +141,8 @@ std::optional<Conv2dAlgorithm> auto_avx512(const Conv2dParams& p, bool backward)
   if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return std::nullopt;
   if (!winograd_unsupported(p).empty()) return std::nullopt;
   if (p.kh == 5) return auto_avx2_5x5(p, backward);
-  if (p.c_in < 16 || p.c_out < 16) return std::nullopt;
+  if (p.c_in < 16 || p.c_out < 16)
+    return backward ? std::nullopt : std::optional<Conv2dAlgorithm>(Conv2dAlgorithm::direct);
   if (!backward) return Conv2dAlgorithm::winograd_f4;
   const int64_t cc = p.c_in * p.c_out;
   const int64_t side = std::min(p.h_out, p.w_out);
