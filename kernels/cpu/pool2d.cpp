@@ -88,6 +88,20 @@ inline Range adaptive_bin(int64_t i, int64_t n, int64_t out) {
 // double (adaptive bins can cover a whole feature map).
 inline double rect_sum(const float* xp, int64_t w, int64_t r0, int64_t r1,
                        int64_t q0, int64_t q1) {
+  if (q0 == 0 && q1 == w) {
+    // Whole rows (a global pool: ResNet's 7x7 head) are one contiguous run,
+    // summed in double by four interleaved accumulators combined in a fixed
+    // order: the float row sums were one serial chain of dependent adds
+    // (resnet18 head 512@7 b16: 0.065 ms against PyTorch's 0.022).
+    const float* s = xp + r0 * w;
+    const int64_t len = (r1 - r0) * w;
+    double a[4] = {0.0, 0.0, 0.0, 0.0};
+    int64_t t = 0;
+    for (; t + 4 <= len; t += 4)
+      for (int u = 0; u < 4; ++u) a[u] += static_cast<double>(s[t + u]);
+    for (; t < len; ++t) a[t % 4] += static_cast<double>(s[t]);
+    return (a[0] + a[1]) + (a[2] + a[3]);
+  }
   double acc = 0.0;
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = xp + r * w;
