@@ -94,3 +94,46 @@ def test_thread_count_independent(isa):
     finally:
         striate.set_num_threads(before)
     assert outs[0] == outs[1] == outs[2]
+
+
+def _backward_on(isa_level, gy, x, **kw):
+    from striate import _C
+    before = _C.isa_selected()
+    _C.set_isa(isa_level)
+    try:
+        return ops.max_pool2d_backward(gy, x, **kw)[0]
+    finally:
+        _C.set_isa(before)
+
+
+@pytest.mark.parametrize("w", [1, 3, 4, 15, 16, 17, 31, 32, 33, 34, 35, 55, 67, 113])
+@pytest.mark.parametrize("pad,ceil_mode", [(0, False), (1, False), (0, True), (1, True)])
+def test_backward_3x3_s2_bitwise_across_levels(isa, w, pad, ceil_mode):
+    # The AVX-512 level has its own 3-tap stride-2 backward (norm_pool_impl.h
+    # max_pool2d_backward_plane_s2k3): every level must pick the same input
+    # for every window -- ties (small integers), NaN, +-inf and all--inf
+    # windows included -- and add the gradients in the same order, so the
+    # results are bitwise equal to the portable level's and, where no NaN
+    # is involved, to the float64 oracle's.
+    if ref.pool2d_output_size(w, 3, 2, pad, 1, ceil_mode) < 1:
+        pytest.skip("empty output")
+    rng = np.random.default_rng(100 + w)
+    for dil_h, s_h in ((1, 2), (2, 1)):
+        x = rng.integers(-3, 4, (2, 3, 9, w)).astype(np.float32)
+        x[0, 1, 2, rng.integers(w)] = np.nan
+        x[0, 2, rng.integers(9), rng.integers(w)] = np.inf
+        x[1, 0, :, :] = -np.inf
+        x[1, 1, 4, :] = np.nan
+        kw = dict(kernel_size=3, stride=(s_h, 2), padding=pad, dilation=(dil_h, 1),
+                  ceil_mode=ceil_mode)
+        if ref.pool2d_output_size(9, 3, s_h, pad, dil_h, ceil_mode) < 1:
+            continue
+        gy = rng.standard_normal(ops.max_pool2d(x, **kw).shape).astype(np.float32)
+        got = ops.max_pool2d_backward(gy, x, **kw)[0]
+        base = _backward_on("baseline", gy, x, **kw)
+        assert got.tobytes() == base.tobytes(), kw
+        clean = x.copy()
+        clean[np.isnan(clean)] = 0.0
+        want = ref.max_pool2d_backward(gy, clean, **kw)[0]
+        np.testing.assert_allclose(ops.max_pool2d_backward(gy, clean, **kw)[0], want,
+                                   rtol=1e-6, atol=1e-6, err_msg=str(kw))
