@@ -13,6 +13,7 @@
 // Only input positions the strided convolution reads are copied; the rest of
 // the phase images is zero, so no value it never touches (the rows the
 // output size rounds away) can reach an output.
+#include <cstdint>
 #include "striate/kernels_cpu.h"
 
 namespace striate::cpu {
@@ -32,7 +33,13 @@ int64_t source(int64_t i, int64_t a, int64_t s, int64_t pad, int64_t n_in, int64
 Conv2dParams conv2d_s2d_params(const Conv2dParams& p) {
   Conv2dParams q = p;
   const int64_t kph = ceil_div(p.kh, p.stride_h), kpw = ceil_div(p.kw, p.stride_w);
-  q.c_in = p.c_in * p.stride_h * p.stride_w;
+  // The op layer asks for these params of every strided layer, strides of
+  // 2^40 included (where the phases are 1x1 and the rewrite never runs):
+  // the phase-channel count saturates instead of overflowing.
+  int64_t phases = 0;
+  if (__builtin_mul_overflow(p.stride_h, p.stride_w, &phases) ||
+      __builtin_mul_overflow(p.c_in, phases, &q.c_in))
+    q.c_in = INT64_MAX;
   q.kh = kph, q.kw = kpw;
   q.h_in = p.h_out + kph - 1, q.w_in = p.w_out + kpw - 1;
   q.stride_h = q.stride_w = 1;
