@@ -557,8 +557,10 @@ void wgrad_block_entry(const WinogradPlan& wp, const float* x, const float* gy, 
 // and dU is read as alpha^2 contiguous runs. (One filter at a time, in
 // scalar code, read alpha^2 values from as many planes -- 1 MB apart at
 // 512 x 512 channels: 16% of ResNet-18 layer4's backward, 512 channels at
-// 7x7, on the AVX-512 machine.) In double: G^T's fractions are applied
-// before the one rounding to float.
+// 7x7, on the AVX-512 machine.) dU is prefetched kFilterPrefetch floats
+// ahead per plane: alpha^2 streams a plane apart are more than the hardware
+// prefetchers follow. In double: G^T's fractions are applied before the one
+// rounding to float.
 constexpr int64_t kFilterBlock = 16;
 constexpr int64_t kFilterPrefetch = 8 * kFilterBlock;
 
