@@ -31,7 +31,9 @@ constexpr int64_t kDirectOB = 4;      // output channels per register block
 // Flat outputs per strip: one AVX-512 block (3 zmm), two AVX2 blocks (3 ymm
 // each), four portable ones. Rounding the flat plane up to 48 rather than
 // 24 costs nothing on the planes measured (LeNet's 10x10 on a 14-wide grid:
-// 144 either way; 8x8, 16x16 and 32x32 with 3x3 kernels: 96, 288, 1104).
+// 144 either way; 8x8, 16x16 and 32x32 with 3x3 kernels: 96, 288, 1104),
+// and the AVX2 level measured unchanged with it (STRIATE_ISA=avx2 on the
+// AVX-512 machine: LeNet conv2, VGG conv1_1, ResNet-20's three stages).
 constexpr int64_t kDirectStrip = 48;
 constexpr int kDirectTapBlock = 3;    // taps per weight-gradient pass
 
