@@ -57,10 +57,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             tile sum is deep, else im2col / direct); 7x7 and larger direct;
             strided layers with 3x3 / 5x5 stride phases by Winograd on the
             space-to-depth input where the rewritten layer would use it;
-            on AVX-512 the stride-1 direct kernel for layers of <= 32
-            channels, else Winograd for 3x3 stride-1 undilated ungrouped
-            layers with C_in, C_out >= 16 (the tile as ``"winograd"`` picks
-            it), else im2col; on the portable baseline ISA im2col only when
+            on AVX-512, for stride-1 ungrouped non-1x1 layers: 3x3 below 16
+            channels direct forward (im2col backward), else Winograd F(4x4)
+            forward and, backward, direct for 16x16 channels, F(4x4) up to
+            64x64 channels, on planes >= 28x28 and for >= 256x512 channels
+            over >= 64 tiles, F(2x2) otherwise; 5x5 as on AVX2; other
+            layers im2col; on the portable baseline ISA im2col only when
             C_in/groups*KH*KW >= 64 and H_out*W_out < 784, else direct;
             :func:`conv2d_algorithm` tells which, ``backward=True`` for
             :func:`conv2d_backward`'s pick),
