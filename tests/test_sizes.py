@@ -46,9 +46,12 @@ ABSURD = [
      lambda: ops.conv2d(X, np.ones((1, 2, 1, 1), np.float32), padding=2 ** 22),
      MemoryError, []),
     # A 13 TB im2col workspace for a 64 MB input: refused before allocating.
+    # (The backward's: the forward gathers its columns inside the GEMM and
+    # needs none.)
     ("conv2d im2col workspace 2^41 floats",
-     lambda: ops.conv2d(np.ones((1, 1, 4096, 4096), np.float32),
-                        np.ones((1, 1, 512, 512), np.float32), algorithm="im2col"),
+     lambda: ops.conv2d_backward(np.ones((1, 1, 3585, 3585), np.float32),
+                                 np.ones((1, 1, 4096, 4096), np.float32),
+                                 np.ones((1, 1, 512, 512), np.float32), None, algorithm="im2col"),
      MemoryError, ["workspace", "floats", "physical memory"]),
     # Pooling.
     ("max_pool2d kernel 2^40", lambda: ops.max_pool2d(X, G40),
@@ -299,8 +302,10 @@ def test_max_pool2d_backward_on_a_plane_of_more_than_2_31_elements():
 def test_conv2d_im2col_workspace_of_more_than_2_31_floats():
     """A 4096 x 4096 single-channel image and a 12 x 12 kernel: the column matrix
     is 144 x 4085^2 = 2.4e9 floats (9.0 GiB), its rows past 129 beyond index
-    2^31, for a 64 MB input and output. Forward and weight gradient against
-    the direct algorithm (no workspace) and float64 NumPy; peak ~9.7 GiB."""
+    2^31, for a 64 MB input and output. The weight gradient stores it; the
+    forward gathers it inside the GEMM, its B panels' offsets past 2^31.
+    Forward and weight gradient against the direct algorithm (no workspace)
+    and float64 NumPy; peak ~9.7 GiB."""
     _run_big("""
         import numpy as np, striate
         from striate import ops

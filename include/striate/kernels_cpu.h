@@ -68,10 +68,12 @@ bool conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, c
                                        float* gw, float* gbias, float* workspace, int threads);
 const char* conv2d_direct_s1_kernel_name();
 
-// im2col + GEMM. Workspace sizes are in floats.
+// im2col + GEMM. The forward gathers the column matrix inside the GEMM's
+// packing and needs no workspace; the backward passes take
+// conv2d_im2col_workspace floats.
 int64_t conv2d_im2col_workspace(const Conv2dParams& p);
 void conv2d_im2col(const Conv2dParams& p, const float* x, const float* w,
-                   const float* bias, float* y, float* workspace);
+                   const float* bias, float* y);
 void conv2d_im2col_backward_data(const Conv2dParams& p, const float* gy,
                                  const float* w, float* gx, float* workspace);
 void conv2d_im2col_backward_weights(const Conv2dParams& p, const float* gy,

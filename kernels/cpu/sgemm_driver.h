@@ -213,6 +213,237 @@ void pack_bt_tile(const GemmParams& p, const GemmBatch& bt, const float* b, int6
       for (int64_t c = cols; c < NR; ++c) d[k * NR + c] = 0.0f;
 }
 
+// Output positions o in [lo, hi) of an axis whose input index o * stride +
+// off lies in [0, n_in) (conv_common.h's valid_range, restated here without
+// std::min: see the header comment).
+struct AxisRange {
+  int64_t lo, hi;
+};
+inline AxisRange axis_range(int64_t off, int64_t stride, int64_t n_in, int64_t n_out) {
+  int64_t lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  int64_t hi = n_in - 1 - off >= 0 ? (n_in - 1 - off) / stride + 1 : 0;
+  hi = imin(hi, n_out);
+  return {imin(lo, hi), hi};
+}
+
+// One run of an im2col panel row: len <= NR columns inside one output row
+// and one B tile. The runs of a panel are the same for every row of the
+// column matrix (only the channel / tap offset and the valid ranges
+// change), so they are cut once per panel (im2col_runs) and replayed per row.
+struct Im2colRun {
+  int64_t dst;     // tile * NR * kc + column in tile
+  int64_t src;     // item * stride_b + oh * stride_h * w_in + ow * stride_w
+  int64_t oh, ow;  // output row and first output column
+  int64_t len;
+};
+
+// Up to max runs of global columns [g, g + ncb), starting at column *col
+// (advanced past the runs returned).
+template <int NR>
+int64_t im2col_runs(const GemmParams& p, const GemmBatch& bt, int64_t kc, int64_t g,
+                    int64_t ncb, int64_t* col, Im2colRun* runs, int64_t max) {
+  const Conv2dParams& cv = *bt.im2col;
+  const int64_t wo = cv.w_out;
+  int64_t c0 = *col, item = (g + c0) / p.n, q = (g + c0) % p.n, oh = q / wo, ow = q % wo;
+  int64_t n = 0;
+  while (c0 < ncb && n < max) {
+    const int64_t w = c0 % NR;
+    const int64_t len = imin(imin(wo - ow, ncb - c0), NR - w);
+    runs[n++] = {(c0 / NR) * NR * kc + w,
+                 item * bt.stride_b + oh * cv.stride_h * cv.w_in + ow * cv.stride_w, oh, ow,
+                 len};
+    c0 += len, ow += len;
+    if (ow == wo) {
+      ow = 0;
+      if (++oh == cv.h_out) oh = 0, ++item;
+    }
+  }
+  *col = c0;
+  return n;
+}
+
+// The runs' input rows come from DRAM once per panel, channel by channel:
+// a row cut into short runs a plane apart is no stream the hardware
+// prefetcher follows. While channel c's first KH taps are gathered, the
+// packer fetches channel c + 1's (plane) input rows for tap row i, one tap
+// row per call. Only where a run's taps span a few cache lines: a dilation
+// of 2^40 (valid, all but one tap in the padding) would be 2^36 prefetches.
+inline void prefetch_im2col_rows(const Conv2dParams& cv, const float* plane, int64_t i,
+                                 const Im2colRun* runs, int64_t nruns) {
+  const int64_t span = 1 + (cv.kw - 1) * cv.dil_w;
+  if (span > 64 || cv.stride_w > 4) return;
+  const float* next = plane + (i * cv.dil_h - cv.pad_top) * cv.w_in - cv.pad_left;
+  for (int64_t r = 0; r < nruns; ++r) {
+    const float* row = next + runs[r].src;
+    const int64_t last = (runs[r].len - 1) * cv.stride_w + span;
+    for (int64_t q = 0; q < last; q += 16) __builtin_prefetch(row + q);
+    __builtin_prefetch(row + last - 1);
+  }
+}
+
+#ifdef __AVX512F__
+// Lanes [lo, hi) of 16 (clamped) as a mask.
+inline __mmask16 lanes(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : imin(lo, 16), hi = hi < lo ? lo : imin(hi, 16);
+  return static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+// Bits of m (8 bits) at the even positions of 16: the lanes of a pair of
+// source vectors that hold elements 2u.
+inline __mmask16 spread_even(uint32_t m) {
+  m &= 0xffu;
+  m = (m | (m << 4)) & 0x0f0fu;
+  m = (m | (m << 2)) & 0x3333u;
+  m = (m | (m << 1)) & 0x5555u;
+  return static_cast<__mmask16>(m);
+}
+#endif
+
+// d[u] = src[u * s] for u in [a, e), 0 for the rest of u < len (len <= NR).
+// Masked loads never touch the padding's addresses, so the run needs no
+// scalar head or tail; stride 2 (ResNet's downsampling 3x3/2, the 7x7/2
+// stem) keeps the even lanes of two loads with one permute.
+inline void im2col_run(const float* src, int64_t s, int64_t len, int64_t a, int64_t e,
+                       float* __restrict d) {
+#ifdef __AVX512F__
+  if (s <= 2) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    for (int64_t u0 = 0; u0 < len; u0 += 16) {
+      const __mmask16 valid = lanes(a - u0, e - u0), store = lanes(0, len - u0);
+      __m512 v;
+      if (s == 1) {
+        v = _mm512_maskz_loadu_ps(valid, src + u0);
+      } else {
+        const __m512 lo = _mm512_maskz_loadu_ps(spread_even(valid), src + 2 * u0);
+        const __m512 hi = _mm512_maskz_loadu_ps(spread_even(valid >> 8), src + 2 * u0 + 16);
+        v = _mm512_permutex2var_ps(lo, even, hi);
+      }
+      _mm512_mask_storeu_ps(d + u0, store, v);
+    }
+    return;
+  }
+#endif
+  for (int64_t u = 0; u < a; ++u) d[u] = 0.0f;
+  if (s == 1)
+    for (int64_t u = a; u < e; ++u) d[u] = src[u];
+  else
+    for (int64_t u = a; u < e; ++u) d[u] = src[u * s];
+  for (int64_t u = e; u < len; ++u) d[u] = 0.0f;
+}
+
+// Rows [k0 + r0, k0 + r1) x global columns [g, g + ncb) of the column
+// matrix of GemmBatch::im2col into the NR-wide k-major tiles of a panel (as
+// pack_b_row). Row (c*KH + i)*KW + j reads x[c, oh*sh + i*dh - pt,
+// ow*sw + j*dw - pl], zero outside the input. Never writing the column
+// matrix saves a store and a reload of C_g*KH*KW*Ho*Wo floats per image
+// (ResNet-18's 3x3/2 downsampling layer: 29 MB per batch of 16, out of cache
+// by the time a GEMM would pack it); the panel is written once, into L2.
+template <int NR>
+void pack_b_im2col(const GemmParams& p, const GemmBatch& bt, const float* b, int64_t k0,
+                   int64_t kc, int64_t r0, int64_t r1, int64_t g, int64_t ncb, float* d) {
+  const Conv2dParams& cv = *bt.im2col;
+  const int64_t taps = cv.kh * cv.kw, plane = cv.h_in * cv.w_in;
+  constexpr int64_t kRuns = 64;
+  Im2colRun runs[kRuns];
+#ifdef __AVX512F__
+  // Unit and 2 strides, kernels up to 16 wide and 32 tall: each run's masks
+  // (which lanes a tap column j reads, which tap rows i are inside the
+  // input) are worked out once per panel, so the per-row loop is loads,
+  // a permute and a store per 16 lanes -- cut afresh per row (valid ranges,
+  // clamps, mask arithmetic), the gather cost a third of the GEMM's time.
+  struct RunMasks {
+    __mmask16 ld[16][2][2];  // [j][vector][source half]
+    __mmask16 st[2];
+    uint32_t rows;  // bit i: output row inside the input for tap row i
+    int64_t nv;
+  };
+  const bool fast = cv.stride_w <= 2 && cv.kw <= 16 && cv.kh <= 32;
+  RunMasks masks[fast ? kRuns : 1];
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,
+                                         30);
+#endif
+  for (int64_t col = 0; col < ncb;) {
+    const int64_t nruns = im2col_runs<NR>(p, bt, kc, g, ncb, &col, runs, kRuns);
+#ifdef __AVX512F__
+    if (fast) {
+      for (int64_t r = 0; r < nruns; ++r) {
+        const Im2colRun& run = runs[r];
+        RunMasks& m = masks[r];
+        m.nv = (run.len + 15) / 16;
+        m.st[0] = lanes(0, run.len), m.st[1] = lanes(0, run.len - 16);
+        m.rows = 0;
+        for (int64_t i = 0; i < cv.kh; ++i) {
+          const AxisRange rh = axis_range(i * cv.dil_h - cv.pad_top, cv.stride_h, cv.h_in,
+                                          cv.h_out);
+          if (run.oh >= rh.lo && run.oh < rh.hi) m.rows |= 1u << i;
+        }
+        for (int64_t j = 0; j < cv.kw; ++j) {
+          const AxisRange rw = axis_range(j * cv.dil_w - cv.pad_left, cv.stride_w, cv.w_in,
+                                          cv.w_out);
+          for (int v = 0; v < 2; ++v) {
+            const __mmask16 valid = lanes(rw.lo - run.ow - 16 * v, rw.hi - run.ow - 16 * v) &
+                                    m.st[v];
+            m.ld[j][v][0] = cv.stride_w == 1 ? valid : spread_even(valid);
+            m.ld[j][v][1] = spread_even(valid >> 8);
+          }
+        }
+      }
+      for (int64_t k = r0; k < r1; ++k) {
+        const int64_t kd = k0 + k, c = kd / taps, t = kd % taps, i = t / cv.kw, j = t % cv.kw;
+        const float* base = b + c * plane + (i * cv.dil_h - cv.pad_top) * cv.w_in +
+                            j * cv.dil_w - cv.pad_left;
+        float* dk = d + k * NR;
+        if (t < cv.kh && c + 1 < p.k / taps)
+          prefetch_im2col_rows(cv, b + (c + 1) * plane, t, runs, nruns);
+        for (int64_t r = 0; r < nruns; ++r) {
+          const RunMasks& m = masks[r];
+          float* dst = dk + runs[r].dst;
+          const float* src = base + runs[r].src;
+          if (!(m.rows >> i & 1u)) {
+            for (int64_t v = 0; v < m.nv; ++v)
+              _mm512_mask_storeu_ps(dst + 16 * v, m.st[v], _mm512_setzero_ps());
+          } else if (cv.stride_w == 1) {
+            for (int64_t v = 0; v < m.nv; ++v)
+              _mm512_mask_storeu_ps(dst + 16 * v, m.st[v],
+                                    _mm512_maskz_loadu_ps(m.ld[j][v][0], src + 16 * v));
+          } else {
+            for (int64_t v = 0; v < m.nv; ++v) {
+              const __m512 lo = _mm512_maskz_loadu_ps(m.ld[j][v][0], src + 32 * v);
+              const __m512 hi = _mm512_maskz_loadu_ps(m.ld[j][v][1], src + 32 * v + 16);
+              _mm512_mask_storeu_ps(dst + 16 * v, m.st[v], _mm512_permutex2var_ps(lo, even, hi));
+            }
+          }
+        }
+      }
+      continue;
+    }
+#endif
+    for (int64_t k = r0; k < r1; ++k) {
+      const int64_t kd = k0 + k, c = kd / taps, t = kd % taps;
+      const int64_t off_h = (t / cv.kw) * cv.dil_h - cv.pad_top;
+      const int64_t off_w = (t % cv.kw) * cv.dil_w - cv.pad_left;
+      const AxisRange rh = axis_range(off_h, cv.stride_h, cv.h_in, cv.h_out);
+      const AxisRange rw = axis_range(off_w, cv.stride_w, cv.w_in, cv.w_out);
+      const float* base = b + c * plane + off_h * cv.w_in + off_w;
+      float* dk = d + k * NR;
+      if (t < cv.kh && c + 1 < p.k / taps)
+        prefetch_im2col_rows(cv, b + (c + 1) * plane, t, runs, nruns);
+      for (int64_t r = 0; r < nruns; ++r) {
+        const Im2colRun& run = runs[r];
+        // Rows the convolution reads only as padding gather nothing.
+        const bool inside = run.oh >= rh.lo && run.oh < rh.hi;
+        const int64_t a = inside ? rw.lo - run.ow : 0, e = inside ? rw.hi - run.ow : 0;
+        im2col_run(base + run.src, cv.stride_w, run.len, a < 0 ? 0 : imin(a, run.len),
+                   e < 0 ? 0 : imin(e, run.len), dk + run.dst);
+      }
+    }
+  }
+  const int64_t tail = ncb % NR;
+  if (tail)
+    for (int64_t k = r0; k < r1; ++k)
+      for (int64_t cc = tail; cc < NR; ++cc) d[(ncb / NR) * NR * kc + k * NR + cc] = 0.0f;
+}
+
 // Rows ahead that pack_b_row prefetches: 2 rows gained over none, 4 over
 // 2 on the tall-skinny shapes (one thread, interleaved runs); 8-32 no more.
 constexpr int64_t kPrefetchRows = 4;
@@ -376,6 +607,10 @@ void gemm_driver(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& e
           for (int64_t tj = 0; tj < nj; ++tj)
             pack_bt_tile<NR>(p, bt, b, pc, kc, jc + tj * NR, imin(NR, ncb - tj * NR),
                              bpack + tj * NR * kc);
+        } else if (bt.im2col) {
+#pragma omp for schedule(static)
+          for (int64_t k = 0; k < kc; k += 8)
+            pack_b_im2col<NR>(p, bt, b, pc, kc, k, imin(kc, k + 8), jc, ncb, bpack);
         } else {
 #pragma omp for schedule(static)
           for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, jc, ncb, bpack);
@@ -461,6 +696,8 @@ void gemm_small_m(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue& 
           for (int64_t t = 0; t < tiles; ++t)
             pack_bt_tile<NR>(p, bt, b, pc, kc, g0 + t * NR, imin(NR, cols - t * NR),
                              my_bpack + t * NR * kc);
+        } else if (bt.im2col) {
+          pack_b_im2col<NR>(p, bt, b, pc, kc, 0, kc, g0, cols, my_bpack);
         } else {
           for (int64_t k = 0; k < kc; ++k) pack_b_row<NR>(p, bt, b, pc, kc, k, g0, cols, my_bpack);
         }

@@ -18,10 +18,16 @@ namespace striate::cpu {
 //   would repack the weights per image, and a 7x7 plane is a 49-column GEMM).
 // - reduce == true: one C = sum_i op(A_i) op(B_i), the items' depths laid
 //   end to end in item order (backward-weights summed over images).
+// - im2col != nullptr (reduce == false, trans_b == false): op(B_i) is the
+//   im2col column matrix of image i of that convolution, never stored: B
+//   points at the group's first input channel of image 0 (stride_b apart
+//   per image), p.k = C_g*KH*KW rows, p.n = Ho*Wo columns, and packing
+//   gathers each row of a B panel straight from the input (implicit GEMM).
 struct GemmBatch {
   int64_t count = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   bool reduce = false;
+  const Conv2dParams* im2col = nullptr;
 };
 
 // Fused epilogue: C = relu(beta*C + row_bias[i] + alpha*op(A)op(B)), the

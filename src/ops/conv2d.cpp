@@ -467,8 +467,7 @@ void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,
   const Conv2dParams& p = plan.p;
   switch (plan.algorithm) {
     case Conv2dAlgorithm::im2col:
-      cpu::conv2d_im2col(p, x, w, bias, y,
-                         workspace_floats(cpu::conv2d_im2col_workspace(p)));
+      cpu::conv2d_im2col(p, x, w, bias, y);
       return;
     case Conv2dAlgorithm::winograd_f2:
     case Conv2dAlgorithm::winograd_f4: {
