@@ -298,31 +298,11 @@ inline __mmask16 spread_even(uint32_t m) {
 }
 #endif
 
-// d[u] = src[u * s] for u in [a, e), 0 for the rest of u < len (len <= NR).
-// Masked loads never touch the padding's addresses, so the run needs no
-// scalar head or tail; stride 2 (ResNet's downsampling 3x3/2, the 7x7/2
-// stem) keeps the even lanes of two loads with one permute.
+// d[u] = src[u * s] for u in [a, e), 0 for the rest of u < len (len <= NR):
+// the portable gather of one run, for the levels without masked loads and
+// the shapes the AVX-512 path below does not take.
 inline void im2col_run(const float* src, int64_t s, int64_t len, int64_t a, int64_t e,
                        float* __restrict d) {
-#ifdef __AVX512F__
-  if (s <= 2) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                           28, 30);
-    for (int64_t u0 = 0; u0 < len; u0 += 16) {
-      const __mmask16 valid = lanes(a - u0, e - u0), store = lanes(0, len - u0);
-      __m512 v;
-      if (s == 1) {
-        v = _mm512_maskz_loadu_ps(valid, src + u0);
-      } else {
-        const __m512 lo = _mm512_maskz_loadu_ps(spread_even(valid), src + 2 * u0);
-        const __m512 hi = _mm512_maskz_loadu_ps(spread_even(valid >> 8), src + 2 * u0 + 16);
-        v = _mm512_permutex2var_ps(lo, even, hi);
-      }
-      _mm512_mask_storeu_ps(d + u0, store, v);
-    }
-    return;
-  }
-#endif
   for (int64_t u = 0; u < a; ++u) d[u] = 0.0f;
   if (s == 1)
     for (int64_t u = a; u < e; ++u) d[u] = src[u];
@@ -351,6 +331,9 @@ void pack_b_im2col(const GemmParams& p, const GemmBatch& bt, const float* b, int
   // input) are worked out once per panel, so the per-row loop is loads,
   // a permute and a store per 16 lanes -- cut afresh per row (valid ranges,
   // clamps, mask arithmetic), the gather cost a third of the GEMM's time.
+  // Masked loads never touch the padding's addresses, so a run needs no
+  // scalar head or tail; stride 2 (ResNet's 3x3/2, the 7x7/2 stem) keeps
+  // the even lanes of two loads with one permute.
   struct RunMasks {
     __mmask16 ld[16][2][2];  // [j][vector][source half]
     __mmask16 st[2];
