@@ -68,6 +68,18 @@ bool conv2d_direct_s1_backward_weights(const Conv2dParams& p, const float* gy, c
                                        float* gw, float* gbias, float* workspace, int threads);
 const char* conv2d_direct_s1_kernel_name();
 
+// Ungrouped direct convolution vectorized over output channels, stride_w 1
+// or 2, c_out >= 16, on the AVX-512 level (conv2d_direct_ocv.h): what
+// conv2d_direct runs first when conv2d_direct_ocv_applies. Returns false,
+// y unspecified, when a weight is non-finite and the layer is padded (the
+// padded copy would turn Inf * 0 into NaNs torch has not); the caller then
+// runs the other direct kernels.
+bool conv2d_direct_ocv_applies(const Conv2dParams& p);
+int64_t conv2d_direct_ocv_workspace(const Conv2dParams& p, int threads);
+bool conv2d_direct_ocv(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                       float* y, float* workspace, int threads);
+const char* conv2d_direct_ocv_kernel_name();
+
 // im2col + GEMM. The forward gathers the column matrix inside the GEMM's
 // packing and needs no workspace; the backward passes take
 // conv2d_im2col_workspace floats.
@@ -93,7 +105,7 @@ void conv2d_s2d_weight(const Conv2dParams& p, const float* w, float* ws);
 void conv2d_s2d_weight_backward(const Conv2dParams& p, const float* gws, float* gw);
 
 // Winograd F(m x m, r x r) (conv2d_winograd.cpp): r = p.kh = p.kw = 3 with
-// m = 2 or 4, or r = 5 with m = 2; stride 1, dilation 1, groups 1, any
+// m = 2 or 4, r = 5 with m = 2, or r = 2 with m = 4; stride 1, dilation 1, groups 1, any
 // padding. Filters are transformed once into u
 // (conv2d_winograd_filter_floats floats; the op layer caches them);
 // backward_data transforms them for the data gradient, which is the r x r

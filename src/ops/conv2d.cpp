@@ -22,23 +22,27 @@ bool strided(const Conv2dParams& p) { return p.stride_h != 1 || p.stride_w != 1;
 
 // Why Winograd cannot run these params with output tile m (0: any tile), or
 // "" when it can: F(2x2, 3x3) and F(4x4, 3x3) for 3x3 kernels, F(2x2, 5x5)
-// for 5x5 ones, all undilated and ungrouped; stride 1, or a stride whose
-// phases (the space-to-depth rewrite, kernels/cpu/conv2d_s2d.cpp) have such
-// a kernel: ceil(k / stride) = 3 or 5 per axis (AlexNet conv1, 11x11/4).
+// for 5x5 ones, F(4x4, 2x2) for 2x2 ones, all undilated and ungrouped;
+// stride 1, or a stride whose phases (the space-to-depth rewrite,
+// kernels/cpu/conv2d_s2d.cpp) have such a kernel: ceil(k / stride) = 2, 3
+// or 5 per axis (ResNet's 3x3/2 downsampling, AlexNet conv1 11x11/4).
 std::string winograd_unsupported(const Conv2dParams& p, int m = 0) {
   std::ostringstream why;
   const Conv2dParams q = cpu::conv2d_s2d_params(p);  // p itself at stride 1
   const int64_t kh = q.kh, kw = q.kw;
-  const bool k3 = kh == 3 && kw == 3, k5 = kh == 5 && kw == 5;
-  if (!k3 && !k5 && !strided(p))
-    why << "needs a 3x3 or 5x5 kernel, got " << p.kh << "x" << p.kw;
-  else if (!k3 && !k5)
-    why << "needs stride 1, or a stride that splits the kernel into 3x3 or 5x5 phases "
+  const bool k2 = kh == 2 && kw == 2, k3 = kh == 3 && kw == 3, k5 = kh == 5 && kw == 5;
+  if (!k2 && !k3 && !k5 && !strided(p))
+    why << "needs a 2x2, 3x3 or 5x5 kernel, got " << p.kh << "x" << p.kw;
+  else if (!k2 && !k3 && !k5)
+    why << "needs stride 1, or a stride that splits the kernel into 2x2, 3x3 or 5x5 phases "
         << "(ceil(kernel / stride)), got a " << p.kh << "x" << p.kw << " kernel at stride ("
         << p.stride_h << ", " << p.stride_w << "): phases " << kh << "x" << kw;
   else if (k5 && m == 4)
     why << "has no 4x4 tile for a 5x5 kernel or 5x5 stride phases (F(2x2, 5x5) is "
            "'winograd_f2')";
+  else if (k2 && m == 2)
+    why << "has no 2x2 tile for a 2x2 kernel or 2x2 stride phases (F(4x4, 2x2) is "
+           "'winograd_f4')";
   else if (p.dil_h != 1 || p.dil_w != 1)
     why << "needs dilation 1, got (" << p.dil_h << ", " << p.dil_w << ")";
   else if (p.groups != 1)
@@ -60,6 +64,7 @@ constexpr bool kWinogradImplemented = true;
 Conv2dAlgorithm pick_winograd_tile(const Conv2dParams& p) {
   if (strided(p)) return pick_winograd_tile(cpu::conv2d_s2d_params(p));
   if (p.kh == 5) return Conv2dAlgorithm::winograd_f2;  // the only 5x5 tile
+  if (p.kh == 2) return Conv2dAlgorithm::winograd_f4;  // the only 2x2 tile
   const int64_t side = std::min(p.h_out, p.w_out);
   const bool f4 = side >= 56 || (side >= 28 && p.c_in < 512);
   return f4 ? Conv2dAlgorithm::winograd_f4 : Conv2dAlgorithm::winograd_f2;
@@ -102,6 +107,7 @@ Conv2dAlgorithm auto_avx2_5x5(const Conv2dParams& p, bool backward) {
 
 std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
   if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return std::nullopt;
+  if (p.kh == 2 && p.kw == 2) return std::nullopt;  // F(4x4, 2x2) unmeasured here
   if (!winograd_unsupported(p).empty()) return Conv2dAlgorithm::direct;
   if (p.kh == 5) return auto_avx2_5x5(p, backward);
   const int64_t cc = p.c_in * p.c_out;
@@ -140,6 +146,14 @@ std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
 std::optional<Conv2dAlgorithm> auto_avx512(const Conv2dParams& p, bool backward) {
   if (!cpu::conv2d_direct_s1_applies(p) || p.kh * p.kw == 1) return std::nullopt;
   if (!winograd_unsupported(p).empty()) return std::nullopt;
+  if (p.kh == 2) {
+    // F(4x4, 2x2) forward, 25 multiplies per 16 outputs against 64 (Intel
+    // AVX-512 host, b16, 2026-12-05): 64@56 4.8 ms vs im2col 6.2, 128@28
+    // 4.0 vs 5.3, 256@14 4.3 vs 5.1; at 512@7 even (4.5 vs 4.4). Backward
+    // unmeasured: the generic rules.
+    const bool f4 = !backward && p.c_in >= 16 && p.c_out >= 16 && std::min(p.h_out, p.w_out) >= 14;
+    return f4 ? std::optional<Conv2dAlgorithm>(Conv2dAlgorithm::winograd_f4) : std::nullopt;
+  }
   if (p.kh == 5) return auto_avx2_5x5(p, backward);
   if (p.c_in < 16 || p.c_out < 16)
     return backward ? std::nullopt : std::optional<Conv2dAlgorithm>(Conv2dAlgorithm::direct);
@@ -169,6 +183,10 @@ Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   //   stride-1 layer Winograd (AlexNet conv1 11x11/4 3->64 b16 on AVX2:
   //   forward 11.0 ms vs im2col 22.3, torch 21.1; backward 31 vs 48, torch
   //   70 -- the rewrite has 432 taps against 363, F(4x4) 4x fewer multiplies);
+  //   not where the phases are 2x2 (a 3x3/2 layer): F(4x4, 2x2) on the
+  //   rewrite does only 1.44x fewer multiplies than the strided layer and
+  //   pays the copy and a 4x-channel input transform (ResNet-18 layer2.0
+  //   64->128 @56 b16, AVX-512: 9.1 ms against im2col's 6.2);
   // - with a SIMD GEMM (avx2/avx512), im2col + GEMM on every other layer
   //   with a real channel reduction (5-25x over the strided direct loops on
   //   1x1 layers, AlexNet conv1 and the 7x7 stem);
@@ -178,15 +196,26 @@ Conv2dAlgorithm auto_algorithm(const Conv2dParams& p, bool backward) {
   if (cin_g * cout_g <= 4) return Conv2dAlgorithm::direct;
   const Isa isa = isa_selected();
   if (isa != Isa::baseline && strided(p) && winograd_unsupported(p).empty()) {
-    const Conv2dAlgorithm a = auto_algorithm(cpu::conv2d_s2d_params(p), backward);
-    if (a == Conv2dAlgorithm::winograd_f2 || a == Conv2dAlgorithm::winograd_f4) return a;
+    const Conv2dParams q = cpu::conv2d_s2d_params(p);
+    const Conv2dAlgorithm a = auto_algorithm(q, backward);
+    if (q.kh != 2 && (a == Conv2dAlgorithm::winograd_f2 || a == Conv2dAlgorithm::winograd_f4))
+      return a;
   }
   if (isa == Isa::avx2)
     if (const auto a = auto_avx2(p, backward)) return *a;
   if (isa == Isa::avx512)
     if (const auto a = auto_avx512(p, backward)) return *a;
+  // AVX-512, strided layers on few input channels (the ResNet stem, 7x7/2
+  // from 3 channels): the output-channel-vectorized direct kernel reads x in
+  // place where im2col's panels gather 147 taps per column (stem b16: 15.5-16.3
+  // ms vs 20-21.5, Intel AVX-512 host 2026-12-05; at 64 channels, ResNet-18's
+  // 3x3/2, im2col is ahead: 6.0 vs 6.5).
+  if (isa == Isa::avx512 && !backward && strided(p) && p.c_in < 16 &&
+      cpu::conv2d_direct_ocv_applies(p))
+    return Conv2dAlgorithm::direct;
   const bool simd = isa != Isa::baseline;
-  if (simd && p.kh == 3 && winograd_unsupported(p).empty() && p.c_in >= 16 && p.c_out >= 16)
+  if (simd && p.kh == 3 && !strided(p) && winograd_unsupported(p).empty() && p.c_in >= 16 &&
+      p.c_out >= 16)
     return pick_winograd_tile(p);
   if (simd) return Conv2dAlgorithm::im2col;
   const int64_t depth = cin_g * p.kh * p.kw;
@@ -199,7 +228,8 @@ Conv2dAlgorithm parse_algorithm(const std::string& name, const Conv2dParams& p,
   if (name == "direct") return Conv2dAlgorithm::direct;
   if (name == "im2col") return Conv2dAlgorithm::im2col;
   if (name == "winograd" || name == "winograd_f2" || name == "winograd_f4") {
-    const std::string why = winograd_unsupported(p, name == "winograd_f4" ? 4 : 0);
+    const int m = name == "winograd_f4" ? 4 : name == "winograd_f2" ? 2 : 0;
+    const std::string why = winograd_unsupported(p, m);
     if (!why.empty()) throw_value_error(kOp, ": algorithm='", name, "' ", why);
     if (!kWinogradImplemented)
       throw_not_implemented(kOp, ": algorithm='", name,
@@ -359,8 +389,8 @@ size_t conv2d_filter_cache_clear() {
 
 std::vector<Conv2dAlgorithm> conv2d_algorithms(const Conv2dParams& p) {
   std::vector<Conv2dAlgorithm> out = {Conv2dAlgorithm::direct, Conv2dAlgorithm::im2col};
-  if (kWinogradImplemented && winograd_unsupported(p).empty()) {
-    out.push_back(Conv2dAlgorithm::winograd_f2);
+  if (kWinogradImplemented) {
+    if (winograd_unsupported(p, 2).empty()) out.push_back(Conv2dAlgorithm::winograd_f2);
     if (winograd_unsupported(p, 4).empty()) out.push_back(Conv2dAlgorithm::winograd_f4);
   }
   return out;
@@ -481,11 +511,18 @@ void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,
                            workspace_floats(cpu::conv2d_winograd_workspace(p, m, false)));
       return;
     }
-    default:
-      // The stride-1 kernel declines inputs holding Inf/NaN (its padded
-      // planes would turn them into extra NaNs); the strided loops are exact.
+    default: {
+      const int threads = get_num_threads();
+      // The output-channel-vectorized kernel declines non-finite weights on
+      // padded layers, the stride-1 kernel inputs holding Inf/NaN (their
+      // padded copies would turn them into extra NaNs); the strided loops
+      // are exact.
+      if (cpu::conv2d_direct_ocv_applies(p) &&
+          cpu::conv2d_direct_ocv(
+              p, x, w, bias, y,
+              workspace_floats(cpu::conv2d_direct_ocv_workspace(p, threads)), threads))
+        return;
       if (cpu::conv2d_direct_s1_applies(p)) {
-        const int threads = get_num_threads();
         if (cpu::conv2d_direct_s1(
                 p, x, w, bias, y,
                 workspace_floats(cpu::conv2d_direct_s1_workspace(p, threads, false)), threads))
@@ -493,6 +530,7 @@ void conv2d_forward(const Conv2dPlan& plan, const float* x, const float* w,
       }
       cpu::conv2d_direct(p, x, w, bias, y);
       return;
+    }
   }
 }
 
