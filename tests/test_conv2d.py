@@ -146,9 +146,9 @@ def test_winograd_runs_where_it_applies():
 
 
 @pytest.mark.parametrize("kwargs, wshape, fragments", [
-    (dict(), (3, 2, 7, 7), ("3x3 or 5x5", "7x7")),
+    (dict(), (3, 2, 7, 7), ("2x2, 3x3 or 5x5", "7x7")),
     (dict(stride=2), (3, 2, 7, 7), ("stride", "phases 4x4")),
-    (dict(stride=2), (3, 2, 3, 3), ("stride",)),
+    (dict(stride=3), (3, 2, 3, 3), ("stride", "phases 1x1")),
     (dict(dilation=2), (3, 2, 3, 3), ("dilation",)),
     (dict(groups=2), (4, 1, 3, 3), ("groups",)),
 ])

@@ -1,5 +1,5 @@
-"""Winograd conv2d (winograd_f2 / winograd_f4: F(2x2,3x3), F(4x4,3x3) and
-F(2x2,5x5)): forward and backward against the float64 reference on every ISA
+"""Winograd conv2d (winograd_f2 / winograd_f4: F(2x2,3x3), F(4x4,3x3),
+F(2x2,5x5) and F(4x4,2x2)): forward and backward against the float64 reference on every ISA
 level, accuracy at large channel counts, PyTorch, the transformed-filter
 cache, thread safety and determinism."""
 
@@ -16,8 +16,8 @@ from striate import reference as ref
 
 TILES = ["winograd_f2", "winograd_f4"]
 # (algorithm, kernel size): every Winograd variant there is.
-VARIANTS = [("winograd_f2", 3), ("winograd_f4", 3), ("winograd_f2", 5)]
-VARIANT_IDS = ["f2_3x3", "f4_3x3", "f2_5x5"]
+VARIANTS = [("winograd_f2", 3), ("winograd_f4", 3), ("winograd_f2", 5), ("winograd_f4", 2)]
+VARIANT_IDS = ["f2_3x3", "f4_3x3", "f2_5x5", "f4_2x2"]
 # Bound of the issue for unit-scale data and C <= 512 (docs/winograd.md has
 # the measured errors: ~1e-6 for F2, ~2e-5 for F4 at C=512).
 WINO_RTOL = 1e-3
@@ -97,7 +97,7 @@ def test_several_blocks_of_tiles(tile, k):
     # 512 (F4) / 2048 (F2) tiles of 64+64 channels: more than one block.
     rng = np.random.default_rng(11)
     x, w, b = rand(rng, 2, 64, 64, 64), rand(rng, 64, 64, k, k), rand(rng, 64)
-    pad = k // 2
+    pad = "same"
     assert_close(ops.conv2d(x, w, b, padding=pad, algorithm=tile),
                  ref.conv2d(x, w, b, padding=pad), what=tile)
     gy = rand(rng, 2, 64, 64, 64)
@@ -113,17 +113,17 @@ def test_error_bound_at_large_channel_counts(c, dist):
     draw = ((lambda *s: rng.uniform(-1, 1, s)) if dist == "uniform"
             else (lambda *s: rng.standard_normal(s)))
     x, gy = draw(1, c, 12, 12).astype(np.float32), draw(1, c, 12, 12).astype(np.float32)
-    for k in (3, 5):
+    for k in (2, 3, 5):
         w = draw(c, c, k, k).astype(np.float32)
-        y_ref = ref.conv2d(x, w, padding=k // 2)
-        gx_ref, gw_ref, _ = ref.conv2d_backward(gy, x, w, padding=k // 2)
+        y_ref = ref.conv2d(x, w, padding="same")
+        gx_ref, gw_ref, _ = ref.conv2d_backward(gy, x, w, padding="same")
         for tile, kk in VARIANTS:
             if kk != k:
                 continue
             what = f"{tile} {k}x{k} C={c}"
-            assert_close(ops.conv2d(x, w, padding=k // 2, algorithm=tile), y_ref, WINO_RTOL,
+            assert_close(ops.conv2d(x, w, padding="same", algorithm=tile), y_ref, WINO_RTOL,
                          what=what)
-            gx, gw, _ = ops.conv2d_backward(gy, x, w, padding=k // 2, algorithm=tile)
+            gx, gw, _ = ops.conv2d_backward(gy, x, w, padding="same", algorithm=tile)
             assert_close(gx, gx_ref, WINO_RTOL, what=f"{what} grad_x")
             assert_close(gw, gw_ref, WINO_RTOL, what=f"{what} grad_weight")
 
@@ -136,8 +136,8 @@ def test_weight_gradient_over_many_tiles(tile, k):
     rng = np.random.default_rng(3)
     x, w = rand(rng, 16, 32, 28, 28), rand(rng, 48, 32, k, k)
     gy = rand(rng, 16, 48, 28, 28)
-    gw = ops.conv2d_backward(gy, x, w, padding=k // 2, algorithm=tile)[1]
-    assert_close(gw, ref.conv2d_backward(gy, x, w, padding=k // 2)[1], WINO_RTOL, what=tile)
+    gw = ops.conv2d_backward(gy, x, w, padding="same", algorithm=tile)[1]
+    assert_close(gw, ref.conv2d_backward(gy, x, w, padding="same")[1], WINO_RTOL, what=tile)
 
 
 def test_tile_choice():
@@ -232,11 +232,11 @@ def test_tile_choice():
     assert pick(8, 64, 56, 56, "auto") not in ("winograd_f2", "winograd_f4")
 
 
-# Strided layers whose stride phases form a 3x3 or 5x5 kernel run by the
-# space-to-depth rewrite (kernels/cpu/conv2d_s2d.cpp): (kernel, stride,
+# Strided layers whose stride phases form a 2x2, 3x3 or 5x5 kernel run by
+# the space-to-depth rewrite (kernels/cpu/conv2d_s2d.cpp): (kernel, stride,
 # padding), odd planes, C_in * stride^2 phase channels.
 STRIDED = [(11, 4, 2), (11, 4, 0), (5, 2, 1), (6, 2, 0), (7, 3, 3), (9, 3, 1), (10, 2, 1),
-           (5, 2, 4)]
+           (5, 2, 4), (3, 2, 1), (3, 2, 0), (4, 2, 3), (5, 3, 2), (7, 4, 1)]
 
 
 @pytest.mark.parametrize("k,s,pad", STRIDED, ids=[f"{k}x{k}s{s}p{p}" for k, s, pad in STRIDED
@@ -247,7 +247,8 @@ def test_strided_by_space_to_depth_matches_reference(isa, k, s, pad):
     w, b = rand(rng, 13, 3, k, k), rand(rng, 13)
     algs = ops.conv2d_algorithms(x, w, b, stride=s, padding=pad)
     phases = -(-k // s)
-    assert algs == ["direct", "im2col", "winograd_f2"] + (["winograd_f4"] if phases == 3 else [])
+    assert algs == ["direct", "im2col"] + (["winograd_f2"] if phases != 2 else []) + (
+        ["winograd_f4"] if phases in (2, 3) else [])
     y_ref = ref.conv2d(x, w, b, stride=s, padding=pad)
     gy = rand(rng, *y_ref.shape)
     grads_ref = ref.conv2d_backward(gy, x, w, b, stride=s, padding=pad)
@@ -279,9 +280,9 @@ def test_strided_by_space_to_depth_edges():
     assert_close(y, ref.conv2d(x[:, :, :39, :39], w, stride=4), what="unread rows")
     gx = ops.conv2d_backward(rand(rng, *y.shape), x, w, stride=4, algorithm="winograd_f4")[0]
     assert not gx[:, :, 39:, :].any() and not gx[:, :, :, 39:].any()
-    # Strides whose phases are not 3x3 / 5x5 keep im2col and direct only.
+    # Strides whose phases are not 2x2 / 3x3 / 5x5 keep im2col and direct only.
     x = rand(rng, 1, 2, 30, 30)
-    for k, s in ((3, 2), (7, 2), (1, 2), (11, 3)):
+    for k, s in ((8, 2), (7, 2), (1, 2), (11, 3)):
         wk = rand(rng, 4, 2, k, k)
         assert ops.conv2d_algorithms(x, wk, stride=s) == ["direct", "im2col"]
         with pytest.raises(ValueError, match="stride that splits the kernel"):
@@ -292,6 +293,9 @@ def test_strided_by_space_to_depth_edges():
     # 10x10 at 2: 5x5 phases, F(2x2, 5x5) only.
     with pytest.raises(ValueError, match="no 4x4 tile for a 5x5 kernel or 5x5 stride phases"):
         ops.conv2d(x, rand(rng, 4, 2, 10, 10), stride=2, algorithm="winograd_f4")
+    # 3x3 at 2: 2x2 phases, F(4x4, 2x2) only.
+    with pytest.raises(ValueError, match="no 2x2 tile for a 2x2 kernel or 2x2 stride phases"):
+        ops.conv2d(x, rand(rng, 4, 2, 3, 3), stride=2, algorithm="winograd_f2")
     # 5x11 at (2, 4): 3x3 phases.
     w2 = rand(rng, 4, 2, 5, 11)
     assert_close(ops.conv2d(x, w2, stride=(2, 4), padding=(1, 2), algorithm="winograd_f4"),
@@ -319,10 +323,18 @@ def test_5x5_has_the_2x2_tile_only():
     assert ops.conv2d_algorithm(x, w, padding=2, algorithm="winograd") == "winograd_f2"
     with pytest.raises(ValueError, match="winograd_f4.*no 4x4 tile for a 5x5 kernel"):
         ops.conv2d(x, w, padding=2, algorithm="winograd_f4")
-    with pytest.raises(ValueError, match="needs a 3x3 or 5x5 kernel, got 7x7"):
+    with pytest.raises(ValueError, match="needs a 2x2, 3x3 or 5x5 kernel, got 7x7"):
         ops.conv2d(x, np.zeros((8, 8, 7, 7), np.float32), padding=3, algorithm="winograd")
     with pytest.raises(ValueError, match="needs stride 1"):
-        ops.conv2d(x, w, padding=2, stride=3, algorithm="winograd_f2")  # 2x2 phases
+        ops.conv2d(x, w, padding=2, stride=5, algorithm="winograd_f2")  # 1x1 phases
+
+
+def test_2x2_has_the_4x4_tile_only():
+    x, w = np.zeros((1, 8, 9, 9), np.float32), np.zeros((8, 8, 2, 2), np.float32)
+    assert ops.conv2d_algorithms(x, w) == ["direct", "im2col", "winograd_f4"]
+    assert ops.conv2d_algorithm(x, w, algorithm="winograd") == "winograd_f4"
+    with pytest.raises(ValueError, match="winograd_f2.*no 2x2 tile for a 2x2 kernel"):
+        ops.conv2d(x, w, algorithm="winograd_f2")
 
 
 def test_matches_torch():
@@ -348,7 +360,7 @@ def test_filter_cache_notices_weights_changed_in_place(tile, k):
     rng = np.random.default_rng(8)
     x, w = rand(rng, 1, 6, 9, 9), rand(rng, 5, 6, k, k)
     gy = rand(rng, 1, 5, 9, 9)
-    pad = k // 2
+    pad = "same"
     for step in range(3):
         y = ops.conv2d(x, w, padding=pad, algorithm=tile)
         again = ops.conv2d(x, w, padding=pad, algorithm=tile)  # served from the cache

@@ -1,5 +1,6 @@
-// Winograd F(m x m, r x r) convolution -- F(2,3), F(4,3) and F(2,5), the
-// last on F(4,3)'s six points (r = the kernel size): blocking plan, filter
+// Winograd F(m x m, r x r) convolution -- F(2,3), F(4,3), F(2,5) (on
+// F(4,3)'s six points) and F(4,2) (r = the kernel size; 2x2 is the kernel
+// of a 3x3 stride-2 layer's space-to-depth rewrite): blocking plan, filter
 // transform and dispatch to the driver of the selected ISA level
 // (conv2d_winograd_driver.h). docs/winograd.md has the design and the
 // measured accuracy.
@@ -69,7 +70,8 @@ Conv2dParams transposed(const Conv2dParams& p) {
 
 WinogradPlan make_plan(const Conv2dParams& p, int m, bool wgrad = false) {
   assert(p.kh == p.kw && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 &&
-         p.groups == 1 && ((p.kh == 3 && (m == 2 || m == 4)) || (p.kh == 5 && m == 2)));
+         p.groups == 1 &&
+         ((p.kh == 3 && (m == 2 || m == 4)) || (p.kh == 5 && m == 2) || (p.kh == 2 && m == 4)));
   WinogradPlan wp;
   wp.p = p;
   wp.m = m;
@@ -109,8 +111,19 @@ int64_t workspace_of(const WinogradPlan& wp) {
 // 1-D filter transform u = G g (alpha values from r taps, strides si /
 // so), in double: the fractions (1/4, 1/6, 1/12, 1/24) are then rounded
 // once, when the result is stored as float. G row i is (1, p, p^2, ...)
-// over p_i's Lagrange denominator, for the points {0, 1, -1, 2, -2, inf}.
+// over p_i's Lagrange denominator, for the points {0, 1, -1, 2, -2, inf}
+// (F(4,3), F(2,5)), {0, 1, -1, inf} (F(2,3)) or {0, 1, -1, 2, inf} (F(4,2):
+// denominators 2, -2, -6, 6).
 void filter_1d(int m, int r, const double* g, int64_t si, double* u, int64_t so) {
+  if (r == 2) {
+    const double g0 = g[0], g1 = g[si];
+    u[0] = g0 / 2;
+    u[so] = -(g0 + g1) / 2;
+    u[2 * so] = -(g0 - g1) / 6;
+    u[3 * so] = (g0 + 2 * g1) / 6;
+    u[4 * so] = g1;
+    return;
+  }
   if (r == 5) {
     const double g0 = g[0], g1 = g[si], g2 = g[2 * si], g3 = g[3 * si], g4 = g[4 * si];
     const double e = g0 + g2 + g4, o = g1 + g3;                    // points +-1
@@ -142,6 +155,12 @@ void filter_1d(int m, int r, const double* g, int64_t si, double* u, int64_t so)
 // The transpose of filter_1d: g_j = sum_i G[i][j] u_i (alpha values at
 // stride si to r taps at stride so), the chain rule through u = G g.
 void filter_1d_t(int m, int r, const double* u, int64_t si, double* g, int64_t so) {
+  if (r == 2) {
+    const double u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si], u4 = u[4 * si];
+    g[0] = u0 / 2 - u1 / 2 - u2 / 6 + u3 / 6;
+    g[so] = -u1 / 2 + u2 / 6 + u3 / 3 + u4;
+    return;
+  }
   if (r == 5) {
     const double u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si], u4 = u[4 * si],
                  u5 = u[5 * si];

@@ -44,7 +44,7 @@ inline __m512i idx(int a0, int step, int last) {
   return _mm512_load_si512(v);
 }
 
-template <int M>
+template <int M, int R>
 void in_horiz_avx512(const float* s, float* const* v, int64_t n) {
   const __m512i ev = idx(0, 2, 30), od = idx(1, 2, 31);
   const __m512i sh0 = idx(1, 1, 16), sh1 = idx(1, 1, 17);  // next lane, then L[0] / L[1]
@@ -58,7 +58,18 @@ void in_horiz_avx512(const float* s, float* const* v, int64_t n) {
       const __m512 e23 = _mm512_permutex2var_ps(l2, ev, l3), o23 = _mm512_permutex2var_ps(l2, od, l3);
       const __m512 x0 = _mm512_permutex2var_ps(e01, ev, e23), x2 = _mm512_permutex2var_ps(e01, od, e23);
       const __m512 x1 = _mm512_permutex2var_ps(o01, ev, o23), x3 = _mm512_permutex2var_ps(o01, od, o23);
-      const __m512 x4 = _mm512_permutex2var_ps(x0, sh0, l4), x5 = _mm512_permutex2var_ps(x1, sh1, l4);
+      const __m512 x4 = _mm512_permutex2var_ps(x0, sh0, l4);
+      if constexpr (R == 2) {  // F(4x4, 2x2): five points
+        const __m512 c2 = _mm512_set1_ps(2.0f), c3 = _mm512_set1_ps(3.0f);
+        const __m512 d = _mm512_sub_ps(x3, x1);
+        _mm512_storeu_ps(v[0] + j0, _mm512_fmadd_ps(c2, _mm512_sub_ps(x0, x2), d));
+        _mm512_storeu_ps(v[1] + j0, _mm512_sub_ps(d, _mm512_add_ps(x1, x2)));
+        _mm512_storeu_ps(v[2] + j0, _mm512_fmadd_ps(c3, _mm512_sub_ps(x1, x2), d));
+        _mm512_storeu_ps(v[3] + j0, d);
+        _mm512_storeu_ps(v[4] + j0, _mm512_fnmadd_ps(c2, d, _mm512_sub_ps(x4, x2)));
+        continue;
+      }
+      const __m512 x5 = _mm512_permutex2var_ps(x1, sh1, l4);
       const __m512 c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f), c2 = _mm512_set1_ps(2.0f);
       const __m512 s12 = _mm512_fnmadd_ps(c4, x2, x4), s34 = _mm512_fnmadd_ps(c4, x1, x3);
       const __m512 u42 = _mm512_sub_ps(x4, x2), u31 = _mm512_mul_ps(c2, _mm512_sub_ps(x3, x1));
@@ -81,7 +92,7 @@ void in_horiz_avx512(const float* s, float* const* v, int64_t n) {
   }
 }
 
-template <int M>
+template <int M, int R>
 void out_horiz_avx512(const float* z, float* out, int64_t n) {
   constexpr int64_t KS = kSegMax * M;  // z[k][r][j]: k stride
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -93,12 +104,20 @@ void out_horiz_avx512(const float* z, float* out, int64_t n) {
       const __m512 x1 = _mm512_loadu_ps(q + KS), x2 = _mm512_loadu_ps(q + 2 * KS),
                    x3 = _mm512_loadu_ps(q + 3 * KS), x4 = _mm512_loadu_ps(q + 4 * KS);
       const __m512 a = _mm512_add_ps(x1, x2), b = _mm512_sub_ps(x1, x2);
-      const __m512 c = _mm512_add_ps(x3, x4), e = _mm512_sub_ps(x3, x4);
-      const __m512 o0 = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(q), a), c);
-      const __m512 o1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), e, b);
-      const __m512 o2 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
-      const __m512 o3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), e, b),
-                                      _mm512_loadu_ps(q + 5 * KS));
+      __m512 o0, o1, o2, o3;
+      if constexpr (R == 2) {  // F(4x4, 2x2): x4 is the inf point
+        o0 = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(q), a), x3);
+        o1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), x3, b);
+        o2 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), x3, a);
+        o3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), x3, b), x4);
+      } else {
+        const __m512 c = _mm512_add_ps(x3, x4), e = _mm512_sub_ps(x3, x4);
+        o0 = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(q), a), c);
+        o1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), e, b);
+        o2 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
+        o3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), e, b),
+                           _mm512_loadu_ps(q + 5 * KS));
+      }
       // (o0, o1) and (o2, o3) pairs, then 64-bit pairs of pairs: out[4j + c].
       const __m512d a01 = _mm512_castps_pd(_mm512_permutex2var_ps(o0, lo, o1));
       const __m512d b01 = _mm512_castps_pd(_mm512_permutex2var_ps(o0, hi, o1));
@@ -122,18 +141,20 @@ void out_horiz_avx512(const float* z, float* out, int64_t n) {
 
 struct WinoMicroAvx512 {
   // F(2x2, 5x5) uses the portable passes (GCC's vectorization of them):
-  // it has not been measured on an AVX-512 machine.
+  // it has not been measured on an AVX-512 machine. F(4x4, 2x2) shares
+  // F(4x4, 3x3)'s stride-4 permutes (the portable passes took 16% of a
+  // ResNet-18 3x3/2 call).
   template <int M, int R>
   static void in_horiz(const float* s, float* const* v, int64_t n) {
-    if constexpr (R == 3)
-      in_horiz_avx512<M>(s, v, n);
+    if constexpr (R != 5)
+      in_horiz_avx512<M, R>(s, v, n);
     else
       Wino<M, R>::in_horiz(s, v, n);
   }
   template <int M, int R>
   static void out_horiz(const float* z, float* out, int64_t n) {
-    if constexpr (R == 3)
-      out_horiz_avx512<M>(z, out, n);
+    if constexpr (R != 5)
+      out_horiz_avx512<M, R>(z, out, n);
     else
       Wino<M, R>::out_horiz(z, out, n);
   }

@@ -1,4 +1,4 @@
-// Winograd F(m x m, r x r) driver (F(2,3), F(4,3), F(2,5)), included by
+// Winograd F(m x m, r x r) driver (F(2,3), F(4,3), F(2,5), F(4,2)), included by
 // exactly one translation unit per ISA level
 // (conv2d_winograd_{baseline,avx2,avx512}.cpp), each compiled
 // with its own flags; like sgemm_driver.h it lives in an anonymous namespace
@@ -333,6 +333,120 @@ struct Wino<2, 5> {
   }
 };
 
+// F(4x4, 2x2) on the five points {0, 1, -1, 2, inf}: the kernel of the
+// space-to-depth rewrite of a 3x3 stride-2 layer (its 2x2 phases, on 4x the
+// channels; kernels/cpu/conv2d_s2d.cpp) and of plain 2x2 layers. 25
+// multiplies per 4x4 outputs against 64 direct; on the rewrite, 6.25 per
+// output and input channel of the strided layer against its 9 taps. B^T
+// rows are the coefficients of prod over the other points of (x - p), A^T
+// rows k evaluate x^k (the inf point only in the last), G (conv2d_winograd.cpp)
+// carries the Lagrange denominators 2, -2, -6, 6:
+//   B^T = {2,-1,-2,1,0}, {0,-2,-1,1,0}, {0,2,-3,1,0}, {0,-1,0,1,0}, {0,2,-1,-2,1}
+//   A^T = {1,1,1,1,0}, {0,1,-1,2,0}, {0,1,1,4,0}, {0,1,-1,8,1}
+template <>
+struct Wino<4, 2> {
+  static constexpr int A = 5;
+  // t0 = 2 (x0 - x2) + d, t1 = d - (x1 + x2), t2 = d + 3 (x1 - x2), t3 = d,
+  // t4 = (x4 - x2) - 2 d, with d = x3 - x1.
+  static void in_vert(const float* const* r, float* __restrict t, int64_t cnt) {
+    const float* __restrict r0 = r[0];
+    const float* __restrict r1 = r[1];
+    const float* __restrict r2 = r[2];
+    const float* __restrict r3 = r[3];
+    const float* __restrict r4 = r[4];
+    for (int64_t q = 0; q < cnt; ++q) {
+      const float x0 = r0[q], x1 = r1[q], x2 = r2[q], x3 = r3[q], x4 = r4[q];
+      const float d = x3 - x1;
+      t[q] = 2.0f * (x0 - x2) + d;
+      t[kRowMax + q] = d - (x1 + x2);
+      t[2 * kRowMax + q] = d + 3.0f * (x1 - x2);
+      t[3 * kRowMax + q] = d;
+      t[4 * kRowMax + q] = (x4 - x2) - 2.0f * d;
+    }
+  }
+  static void in_horiz(const float* __restrict s, float* const* v, int64_t n) {
+    float* __restrict v0 = v[0];
+    float* __restrict v1 = v[1];
+    float* __restrict v2 = v[2];
+    float* __restrict v3 = v[3];
+    float* __restrict v4 = v[4];
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float x0 = s[4 * j], x1 = s[4 * j + 1], x2 = s[4 * j + 2], x3 = s[4 * j + 3],
+                    x4 = s[4 * j + 4];
+        const float d = x3 - x1;
+        v0[j] = 2.0f * (x0 - x2) + d;
+        v1[j] = d - (x1 + x2);
+        v2[j] = d + 3.0f * (x1 - x2);
+        v3[j] = d;
+        v4[j] = (x4 - x2) - 2.0f * d;
+      }
+  }
+  // o0 = m0 + a + m3, o1 = b + 2 m3, o2 = a + 4 m3, o3 = b + 8 m3 + m4
+  // with a = m1 + m2, b = m1 - m2.
+  static void out_vert(const float* const* d, float* __restrict z, int64_t n) {
+    const float* __restrict d0 = d[0];
+    const float* __restrict d1 = d[1];
+    const float* __restrict d2 = d[2];
+    const float* __restrict d3 = d[3];
+    const float* __restrict d4 = d[4];
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float a = d1[j] + d2[j], b = d1[j] - d2[j], x3 = d3[j];
+        z[j] = d0[j] + a + x3;
+        z[kSegMax + j] = b + 2.0f * x3;
+        z[2 * kSegMax + j] = a + 4.0f * x3;
+        z[3 * kSegMax + j] = b + 8.0f * x3 + d4[j];
+      }
+  }
+  static void out_horiz(const float* __restrict z, float* __restrict out, int64_t n) {
+    constexpr int64_t KS = kSegMax * 4;
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float a = z[KS + j] + z[2 * KS + j], b = z[KS + j] - z[2 * KS + j];
+        const float x3 = z[3 * KS + j];
+        out[4 * j] = z[j] + a + x3;
+        out[4 * j + 1] = b + 2.0f * x3;
+        out[4 * j + 2] = a + 4.0f * x3;
+        out[4 * j + 3] = b + 8.0f * x3 + z[4 * KS + j];
+      }
+  }
+  // Weight gradient: dM = A dY A^T, 4 gradient rows / columns to 5 points:
+  // u0 = d0, u1,2 = (d0 + d2) +- (d1 + d3), u3 = d0 + 2 d1 + 4 d2 + 8 d3, u4 = d3.
+  static void gy_vert(const float* const* r, float* __restrict t, int64_t cnt) {
+    const float* __restrict r0 = r[0];
+    const float* __restrict r1 = r[1];
+    const float* __restrict r2 = r[2];
+    const float* __restrict r3 = r[3];
+    for (int64_t q = 0; q < cnt; ++q) {
+      const float d0 = r0[q], d1 = r1[q], d2 = r2[q], d3 = r3[q];
+      const float e = d0 + d2, f = d1 + d3;
+      t[q] = d0;
+      t[kRowMax + q] = e + f;
+      t[2 * kRowMax + q] = e - f;
+      t[3 * kRowMax + q] = (d0 + 4.0f * d2) + (2.0f * d1 + 8.0f * d3);
+      t[4 * kRowMax + q] = d3;
+    }
+  }
+  static void gy_horiz(const float* __restrict s, float* const* v, int64_t n) {
+    float* __restrict v0 = v[0];
+    float* __restrict v1 = v[1];
+    float* __restrict v2 = v[2];
+    float* __restrict v3 = v[3];
+    float* __restrict v4 = v[4];
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes)
+      for (int64_t j = j0; j < j0 + kLanes; ++j) {
+        const float d0 = s[4 * j], d1 = s[4 * j + 1], d2 = s[4 * j + 2], d3 = s[4 * j + 3];
+        const float e = d0 + d2, f = d1 + d3;
+        v0[j] = d0;
+        v1[j] = e + f;
+        v2[j] = e - f;
+        v3[j] = (d0 + 4.0f * d2) + (2.0f * d1 + 8.0f * d3);
+        v4[j] = d3;
+      }
+  }
+};
+
 // The portable strided passes, for levels without their own.
 struct WinoGenericHoriz {
   template <int M, int R>
@@ -546,6 +660,8 @@ void wgrad_block_entry(const WinogradPlan& wp, const float* x, const float* gy, 
                        int64_t nt, float* v, float* dm) {
   if (wp.r == 5)
     wgrad_block_run<Micro, 2, 5>(wp, x, gy, t0, nt, v, dm);
+  else if (wp.r == 2)
+    wgrad_block_run<Micro, 4, 2>(wp, x, gy, t0, nt, v, dm);
   else if (wp.m == 2)
     wgrad_block_run<Micro, 2, 3>(wp, x, gy, t0, nt, v, dm);
   else
@@ -604,6 +720,8 @@ inline void filter_grad_entry(const WinogradPlan& wp, const double* gt, const fl
                               int64_t nf, float* gw) {
   if (wp.r == 5)
     filter_grad_run<6, 5>(gt, du, nf, gw);
+  else if (wp.r == 2)
+    filter_grad_run<5, 2>(gt, du, nf, gw);
   else if (wp.m == 2)
     filter_grad_run<4, 3>(gt, du, nf, gw);
   else
@@ -615,6 +733,8 @@ void winograd_entry(const WinogradPlan& wp, const float* x, const float* u, cons
                     float* y, float* ws) {
   if (wp.r == 5)
     winograd_run<Micro, 2, 5>(wp, x, u, bias, y, ws);
+  else if (wp.r == 2)
+    winograd_run<Micro, 4, 2>(wp, x, u, bias, y, ws);
   else if (wp.m == 2)
     winograd_run<Micro, 2, 3>(wp, x, u, bias, y, ws);
   else
