@@ -48,9 +48,13 @@ def test_algorithms_listing():
     algs = ops.conv2d_algorithms(x, w3, padding=1)
     assert algs[:2] == ["direct", "im2col"]
     assert set(algs) <= {"direct", "im2col", "winograd_f2", "winograd_f4"}
-    # Winograd never applies to strided, dilated, grouped or other than 3x3
-    # / 5x5 layers; 5x5 has F(2x2, 5x5) only.
-    assert ops.conv2d_algorithms(x, w3, stride=2) == ["direct", "im2col"]
+    # Winograd never applies to dilated, grouped or other than 2x2 / 3x3 /
+    # 5x5 layers, nor to strides whose phases are not such kernels; 5x5 has
+    # F(2x2, 5x5) only, 2x2 (and 3x3/2's 2x2 phases) F(4x4, 2x2) only.
+    assert ops.conv2d_algorithms(x, w3, stride=3) == ["direct", "im2col"]
+    assert ops.conv2d_algorithms(x, w3, stride=2) == ["direct", "im2col", "winograd_f4"]
+    assert ops.conv2d_algorithms(x, np.zeros((4, 4, 2, 2), np.float32)) == [
+        "direct", "im2col", "winograd_f4"]
     assert ops.conv2d_algorithms(x, w3, dilation=2) == ["direct", "im2col"]
     assert ops.conv2d_algorithms(x, np.zeros((4, 2, 3, 3), np.float32), groups=2) == ["direct", "im2col"]
     assert ops.conv2d_algorithms(x, np.zeros((4, 4, 5, 5), np.float32)) == ["direct", "im2col",
