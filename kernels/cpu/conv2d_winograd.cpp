@@ -108,50 +108,6 @@ int64_t workspace_of(const WinogradPlan& wp) {
   return a * a * (wp.p.c_in + wp.p.c_out) * wp.ld + 16;  // +16: alignment slack
 }
 
-// 1-D filter transform u = G g (alpha values from r taps, strides si /
-// so), in double: the fractions (1/4, 1/6, 1/12, 1/24) are then rounded
-// once, when the result is stored as float. G row i is (1, p, p^2, ...)
-// over p_i's Lagrange denominator, for the points {0, 1, -1, 2, -2, inf}
-// (F(4,3), F(2,5)), {0, 1, -1, inf} (F(2,3)) or {0, 1, -1, 2, inf} (F(4,2):
-// denominators 2, -2, -6, 6).
-void filter_1d(int m, int r, const double* g, int64_t si, double* u, int64_t so) {
-  if (r == 2) {
-    const double g0 = g[0], g1 = g[si];
-    u[0] = g0 / 2;
-    u[so] = -(g0 + g1) / 2;
-    u[2 * so] = -(g0 - g1) / 6;
-    u[3 * so] = (g0 + 2 * g1) / 6;
-    u[4 * so] = g1;
-    return;
-  }
-  if (r == 5) {
-    const double g0 = g[0], g1 = g[si], g2 = g[2 * si], g3 = g[3 * si], g4 = g[4 * si];
-    const double e = g0 + g2 + g4, o = g1 + g3;                    // points +-1
-    const double e2 = g0 + 4 * g2 + 16 * g4, o2 = 2 * g1 + 8 * g3;  // points +-2
-    u[0] = g0 / 4;
-    u[so] = -(e + o) / 6;
-    u[2 * so] = -(e - o) / 6;
-    u[3 * so] = (e2 + o2) / 24;
-    u[4 * so] = (e2 - o2) / 24;
-    u[5 * so] = g4;
-    return;
-  }
-  const double g0 = g[0], g1 = g[si], g2 = g[2 * si];
-  if (m == 2) {
-    u[0] = g0;
-    u[so] = (g0 + g1 + g2) / 2;
-    u[2 * so] = (g0 - g1 + g2) / 2;
-    u[3 * so] = g2;
-  } else {
-    u[0] = g0 / 4;
-    u[so] = -(g0 + g1 + g2) / 6;
-    u[2 * so] = -(g0 - g1 + g2) / 6;
-    u[3 * so] = g0 / 24 + g1 / 12 + g2 / 6;
-    u[4 * so] = g0 / 24 - g1 / 12 + g2 / 6;
-    u[5 * so] = g2;
-  }
-}
-
 // The transpose of filter_1d: g_j = sum_i G[i][j] u_i (alpha values at
 // stride si to r taps at stride so), the chain rule through u = G g.
 void filter_1d_t(int m, int r, const double* u, int64_t si, double* g, int64_t so) {
@@ -206,30 +162,7 @@ int64_t conv2d_winograd_filter_floats(const Conv2dParams& p, int m, bool backwar
 
 void conv2d_winograd_filter(const Conv2dParams& p, int m, bool backward_data, const float* w,
                             float* u) {
-  const WinogradPlan wp = make_plan(backward_data ? transposed(p) : p, m);
-  const int64_t a = alpha(wp), ci = wp.p.c_in, co = wp.p.c_out;
-  const int kr = wp.r, taps = kr * kr;
-  const int64_t rows = wp.panels * kWinoPanelRows;
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < rows; ++o) {
-    const int64_t pn = o / kWinoPanelRows, r = o % kWinoPanelRows;
-    for (int64_t i = 0; i < ci; ++i) {
-      double g[25], t[6 * 5], uu[6 * 6];
-      for (int k = 0; k < taps; ++k) {
-        if (o >= co)
-          g[k] = 0.0;  // padding rows of the last panel
-        else if (!backward_data)
-          g[k] = w[(o * ci + i) * taps + k];
-        else  // flipped, with the channel roles swapped
-          g[k] = w[(i * co + o) * taps + (taps - 1 - k)];
-      }
-      // Columns first (t[row point][tap column]), then rows: uu[row point][column point].
-      for (int c = 0; c < kr; ++c) filter_1d(m, kr, g + c, kr, t + c, kr);
-      for (int k = 0; k < a; ++k) filter_1d(m, kr, t + kr * k, 1, uu + a * k, 1);
-      for (int xi = 0; xi < a * a; ++xi)
-        u[((xi * wp.panels + pn) * ci + i) * kWinoPanelRows + r] = static_cast<float>(uu[xi]);
-    }
-  }
+  impl().filter(make_plan(backward_data ? transposed(p) : p, m), backward_data, w, u);
 }
 
 int64_t conv2d_winograd_workspace(const Conv2dParams& p, int m, bool backward_data) {
@@ -253,7 +186,7 @@ int64_t conv2d_winograd_backward_weights_workspace(const Conv2dParams& p, int m)
 
 // Weight gradient through the transform (Lavin & Gray's scheme run
 // backwards): y = A^T [sum_c U (.) V] A per tile with U = G g G^T, so
-// dU[xi][o][c] = sum over tiles of dM[xi][o][t] V[xi][c][t] with
+// dU[o][xi][c] = sum over tiles of dM[xi][o][t] V[xi][c][t] with
 // dM = A dY A^T, and dg = G^T dU G. The alpha^2 GEMMs reduce over tiles --
 // 4x (F4) / 2.25x (F2) fewer multiplies than the direct correlation; each
 // sums its block's tiles in order and the blocks in order (beta = 1), and
@@ -277,11 +210,12 @@ bool conv2d_winograd_backward_weights(const Conv2dParams& p, int m, const float*
     GemmParams gp;
     gp.m = co, gp.n = ci, gp.k = nt;
     gp.trans_b = true;
-    gp.lda = xis * ld, gp.ldb = xis * ld, gp.ldc = ci;  // channel-major dm, v
+    // Channel-major dm, v; dU filter-row-major, du[o][xi][i] (what the
+    // filter back-transform reads: a filter's alpha^2 values in one row).
+    gp.lda = xis * ld, gp.ldb = xis * ld, gp.ldc = xis * ci;
     gp.beta = t0 == 0 ? 0.0f : 1.0f;  // the first block overwrites dU
     for (int64_t xi = 0; xi < xis; ++xi)
-      sgemm_batched(gp, GemmBatch{}, GemmEpilogue{}, dm + xi * ld, v + xi * ld,
-                    du + xi * co * ci);
+      sgemm_batched(gp, GemmBatch{}, GemmEpilogue{}, dm + xi * ld, v + xi * ld, du + xi * ci);
   }
   double gt[5 * 6];
   filter_transform_t(m, kr, int(a), gt);

@@ -45,8 +45,12 @@ struct WinogradImpl {
   // runs the GEMMs).
   void (*wgrad_block)(const WinogradPlan& wp, const float* x, const float* gy, int64_t t0,
                       int64_t nt, float* v, float* dm);
-  // dg = G^T dU G for nf filters, dU[xi] nf floats apart (du[xi * nf + f]),
-  // to gw[f * r * r + tap]; gt is G^T (r x alpha, row-major), in double.
+  // u = the packed transformed filters of w (OIHW; for backward_data wp.p
+  // is the transposed problem and w is read flipped, roles swapped).
+  void (*filter)(const WinogradPlan& wp, bool backward_data, const float* w, float* u);
+  // dg = G^T dU G for nf = c_out * c_in filters f = o * c_in + i, dU
+  // filter-row-major (du[(o * alpha^2 + xi) * c_in + i]), to
+  // gw[f * r * r + tap]; gt is G^T (r x alpha, row-major), in double.
   void (*filter_grad)(const WinogradPlan& wp, const double* gt, const float* du, int64_t nf,
                       float* gw);
 };

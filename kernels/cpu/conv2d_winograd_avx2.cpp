@@ -49,6 +49,6 @@ struct WinoMicroAvx2 : WinoGenericHoriz {
 
 const WinogradImpl winograd_avx2_impl = {"winograd_avx2", winograd_entry<WinoMicroAvx2>,
                                          wgrad_block_entry<WinoMicroAvx2>,
-    filter_grad_entry};
+    filter_run, filter_grad_entry};
 
 }  // namespace striate::cpu

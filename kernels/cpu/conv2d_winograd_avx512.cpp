@@ -173,6 +173,6 @@ struct WinoMicroAvx512 {
 
 const WinogradImpl winograd_avx512_impl = {"winograd_avx512", winograd_entry<WinoMicroAvx512>,
                                            wgrad_block_entry<WinoMicroAvx512>,
-    filter_grad_entry};
+    filter_run, filter_grad_entry};
 
 }  // namespace striate::cpu

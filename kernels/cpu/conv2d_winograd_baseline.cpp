@@ -31,6 +31,6 @@ struct WinoMicroBaseline : WinoGenericHoriz {
 const WinogradImpl winograd_baseline_impl = {"winograd_baseline",
                                              winograd_entry<WinoMicroBaseline>,
                                              wgrad_block_entry<WinoMicroBaseline>,
-    filter_grad_entry};
+    filter_run, filter_grad_entry};
 
 }  // namespace striate::cpu

@@ -669,48 +669,68 @@ void wgrad_block_entry(const WinogradPlan& wp, const float* x, const float* gy, 
 }
 
 // dg = G^T dU G over blocks of kFilterBlock filters: each pass is a loop
-// over the block that the compiler vectorizes with this ISA's registers,
-// and dU is read as alpha^2 contiguous runs. (One filter at a time, in
-// scalar code, read alpha^2 values from as many planes -- 1 MB apart at
-// 512 x 512 channels: 16% of ResNet-18 layer4's backward, 512 channels at
-// 7x7, on the AVX-512 machine.) dU is prefetched kFilterPrefetch floats
-// ahead per plane: alpha^2 streams a plane apart are more than the hardware
-// prefetchers follow. In double: G^T's fractions are applied before the one
-// rounding to float.
+// over the block that the compiler vectorizes with this ISA's registers.
+// dU is filter-row-major, du[o][xi][i] (the GEMMs write it so), so a block
+// of filters reads alpha^2 runs of 16 floats c_in apart inside one 36 * c_in
+// row. (Point-major, dU[xi][o][i], the runs were 1 MB apart at 512 x 512
+// channels: alpha^2 streams a plane apart are more than the hardware
+// prefetchers follow, and with a software prefetch per plane this pass was
+// still 21% of ResNet-18 layer4's backward on the Intel AVX-512 host.) In
+// double: G^T's fractions are applied before the one rounding to float.
 constexpr int64_t kFilterBlock = 16;
-constexpr int64_t kFilterPrefetch = 8 * kFilterBlock;
+
+// Eight doubles, in this ISA's registers (GCC / Clang vector extensions:
+// one zmm on AVX-512, two ymm on AVX2, four xmm on the baseline). Written
+// as plain loops over the block, GCC's SLP vectorizer interleaved the
+// unrolled point loops instead and left the AVX-512 pass mostly in xmm
+// shuffles: 21% of ResNet-18 layer4's backward (512 x 512 filters), ~100
+// cycles per filter for 162 multiply-adds.
+typedef double FgVec __attribute__((vector_size(64)));
+typedef float FgVecF __attribute__((vector_size(32)));
+constexpr int kFgVecs = kFilterBlock / 8;
 
 template <int A, int KR>
-void filter_grad_run(const double* gt, const float* du, int64_t nf, float* gw) {
+void filter_grad_run(const double* gt, const float* du, int64_t nf, int64_t c, float* gw) {
   const int64_t blocks = (nf + kFilterBlock - 1) / kFilterBlock;
+  const int64_t row = A * A * c;  // floats per output channel o
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t f0 = b * kFilterBlock;
     const int64_t nb = nf - f0 < kFilterBlock ? nf - f0 : kFilterBlock;
-    alignas(64) double d[A * A][kFilterBlock], t[KR * A][kFilterBlock], g[KR * KR][kFilterBlock];
-    for (int xi = 0; xi < A * A; ++xi) {
-      const float* src = du + xi * nf + f0;
-      if (f0 + kFilterPrefetch < nf) __builtin_prefetch(src + kFilterPrefetch, 0, 0);
-      if (nb == kFilterBlock)
-        for (int64_t j = 0; j < kFilterBlock; ++j) d[xi][j] = src[j];
-      else
-        for (int64_t j = 0; j < kFilterBlock; ++j) d[xi][j] = j < nb ? src[j] : 0.0;
+    const int64_t o0 = f0 / c, i0 = f0 % c;
+    FgVec d[A * A][kFgVecs], t[KR * A][kFgVecs];
+    if (nb == kFilterBlock && i0 + kFilterBlock <= c) {  // the block lies in one row
+      const float* src = du + o0 * row + i0;
+      for (int xi = 0; xi < A * A; ++xi)
+        for (int h = 0; h < kFgVecs; ++h) {
+          FgVecF v;
+          std::memcpy(&v, src + xi * c + 8 * h, sizeof v);
+          d[xi][h] = __builtin_convertvector(v, FgVec);
+        }
+    } else {
+      alignas(64) double tmp[A * A][kFilterBlock];
+      for (int64_t j = 0; j < kFilterBlock; ++j) {
+        const int64_t f = f0 + j, o = f / c, i = f % c;
+        for (int xi = 0; xi < A * A; ++xi) tmp[xi][j] = j < nb ? du[o * row + xi * c + i] : 0.0;
+      }
+      std::memcpy(d, tmp, sizeof d);
     }
     // Row points to tap rows (t[tap row][column point]), then column points.
     for (int r = 0; r < KR; ++r)
-      for (int q = 0; q < A; ++q) {
-        double acc[kFilterBlock] = {};
-        for (int p = 0; p < A; ++p)
-          for (int64_t j = 0; j < kFilterBlock; ++j) acc[j] += gt[r * A + p] * d[p * A + q][j];
-        for (int64_t j = 0; j < kFilterBlock; ++j) t[r * A + q][j] = acc[j];
-      }
+      for (int q = 0; q < A; ++q)
+        for (int h = 0; h < kFgVecs; ++h) {
+          FgVec acc = d[q][h] * gt[r * A];
+          for (int p = 1; p < A; ++p) acc += d[p * A + q][h] * gt[r * A + p];
+          t[r * A + q][h] = acc;
+        }
+    alignas(64) double g[KR * KR][kFilterBlock];
     for (int r = 0; r < KR; ++r)
-      for (int s = 0; s < KR; ++s) {
-        double acc[kFilterBlock] = {};
-        for (int q = 0; q < A; ++q)
-          for (int64_t j = 0; j < kFilterBlock; ++j) acc[j] += gt[s * A + q] * t[r * A + q][j];
-        for (int64_t j = 0; j < kFilterBlock; ++j) g[r * KR + s][j] = acc[j];
-      }
+      for (int s = 0; s < KR; ++s)
+        for (int h = 0; h < kFgVecs; ++h) {
+          FgVec acc = t[r * A][h] * gt[s * A];
+          for (int q = 1; q < A; ++q) acc += t[r * A + q][h] * gt[s * A + q];
+          std::memcpy(&g[r * KR + s][8 * h], &acc, sizeof acc);
+        }
     for (int64_t j = 0; j < nb; ++j)
       for (int k = 0; k < KR * KR; ++k) gw[(f0 + j) * KR * KR + k] = static_cast<float>(g[k][j]);
   }
@@ -718,14 +738,112 @@ void filter_grad_run(const double* gt, const float* du, int64_t nf, float* gw) {
 
 inline void filter_grad_entry(const WinogradPlan& wp, const double* gt, const float* du,
                               int64_t nf, float* gw) {
+  const int64_t c = wp.p.c_in;
   if (wp.r == 5)
-    filter_grad_run<6, 5>(gt, du, nf, gw);
+    filter_grad_run<6, 5>(gt, du, nf, c, gw);
   else if (wp.r == 2)
-    filter_grad_run<5, 2>(gt, du, nf, gw);
+    filter_grad_run<5, 2>(gt, du, nf, c, gw);
   else if (wp.m == 2)
-    filter_grad_run<4, 3>(gt, du, nf, gw);
+    filter_grad_run<4, 3>(gt, du, nf, c, gw);
   else
-    filter_grad_run<6, 3>(gt, du, nf, gw);
+    filter_grad_run<6, 3>(gt, du, nf, c, gw);
+}
+
+// Filter transform u = G g G^T of every (output, input) channel pair into
+// the packed panels (conv2d_winograd.h), in double.
+// 1-D filter transform u = G g (alpha values from r taps, strides si /
+// so), in double: the fractions (1/4, 1/6, 1/12, 1/24) are then rounded
+// once, when the result is stored as float. G row i is (1, p, p^2, ...)
+// over p_i's Lagrange denominator, for the points {0, 1, -1, 2, -2, inf}
+// (F(4,3), F(2,5)), {0, 1, -1, inf} (F(2,3)) or {0, 1, -1, 2, inf} (F(4,2):
+// denominators 2, -2, -6, 6).
+// The fractions as multipliers: a division per term made the filter
+// transform divide-bound (512 x 512 filters at F(4x4): ~9 ms, redone
+// whenever the weights change). In double, a reciprocal's error (1e-16)
+// is far below the single rounding to float that follows.
+constexpr double kHalf = 0.5, kQuarter = 0.25, kSixth = 1.0 / 6, kTwelfth = 1.0 / 12,
+                 kTwentyFourth = 1.0 / 24;
+
+template <class T>
+inline void filter_1d(int m, int r, const T* g, int64_t si, T* u, int64_t so) {
+  if (r == 2) {
+    const T g0 = g[0], g1 = g[si];
+    u[0] = g0 * kHalf;
+    u[so] = -(g0 + g1) * kHalf;
+    u[2 * so] = -(g0 - g1) * kSixth;
+    u[3 * so] = (g0 + 2 * g1) * kSixth;
+    u[4 * so] = g1;
+    return;
+  }
+  if (r == 5) {
+    const T g0 = g[0], g1 = g[si], g2 = g[2 * si], g3 = g[3 * si], g4 = g[4 * si];
+    const T e = g0 + g2 + g4, o = g1 + g3;                    // points +-1
+    const T e2 = g0 + 4 * g2 + 16 * g4, o2 = 2 * g1 + 8 * g3;  // points +-2
+    u[0] = g0 * kQuarter;
+    u[so] = -(e + o) * kSixth;
+    u[2 * so] = -(e - o) * kSixth;
+    u[3 * so] = (e2 + o2) * kTwentyFourth;
+    u[4 * so] = (e2 - o2) * kTwentyFourth;
+    u[5 * so] = g4;
+    return;
+  }
+  const T g0 = g[0], g1 = g[si], g2 = g[2 * si];
+  if (m == 2) {
+    u[0] = g0;
+    u[so] = (g0 + g1 + g2) * kHalf;
+    u[2 * so] = (g0 - g1 + g2) * kHalf;
+    u[3 * so] = g2;
+  } else {
+    u[0] = g0 * kQuarter;
+    u[so] = -(g0 + g1 + g2) * kSixth;
+    u[2 * so] = -(g0 - g1 + g2) * kSixth;
+    u[3 * so] = g0 * kTwentyFourth + g1 * kTwelfth + g2 * kSixth;
+    u[4 * so] = g0 * kTwentyFourth - g1 * kTwelfth + g2 * kSixth;
+    u[5 * so] = g2;
+  }
+}
+
+inline void filter_run(const WinogradPlan& wp, bool backward_data, const float* w, float* u) {
+  const int64_t a = wp.m + wp.r - 1, ci = wp.p.c_in, co = wp.p.c_out;
+  const int m = wp.m, kr = wp.r, taps = kr * kr;
+  // One panel's kWinoPanelRows output channels at a time, as the lanes of
+  // a vector (GCC / Clang vector extension; rows past c_out are zero): for
+  // each input channel the panel's transformed filters are alpha^2 runs of
+  // 12 contiguous floats, and consecutive input channels continue the runs.
+  // (A filter at a time wrote alpha^2 single floats 48 bytes apart per
+  // channel, each line filled by 12 passes over the whole plane: 512 x 512
+  // channels at F(4x4) took ~30 ms, more than the convolution, whenever
+  // the weights changed -- every training step.)
+  typedef double Lanes __attribute__((vector_size(16 * sizeof(double))));
+  static_assert(kWinoPanelRows == 12, "the lanes below list 12 rows");
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t pn = 0; pn < wp.panels; ++pn)
+    for (int64_t i = 0; i < ci; ++i) {
+      // The panel's filters (rows past c_out read zeros). The lanes are
+      // built from scalars in registers: written to a stack array and read
+      // back as vectors, every read missed store forwarding (a quarter of
+      // the transform's time).
+      static const float kZeros[25] = {};
+      const float* src[kWinoPanelRows];
+      for (int64_t r = 0; r < kWinoPanelRows; ++r) {
+        const int64_t o = pn * kWinoPanelRows + r;
+        src[r] = o >= co ? kZeros : !backward_data ? w + (o * ci + i) * taps : w + (i * co + o) * taps;
+      }
+      Lanes g[25], t[6 * 5], uu[6 * 6];
+      for (int k = 0; k < taps; ++k) {
+        const int j = backward_data ? taps - 1 - k : k;  // flipped, channel roles swapped
+        g[k] = Lanes{src[0][j], src[1][j], src[2][j], src[3][j], src[4][j],  src[5][j],
+                     src[6][j], src[7][j], src[8][j], src[9][j], src[10][j], src[11][j],
+                     0.0,       0.0,       0.0,       0.0};
+      }
+      // Columns first (t[row point][tap column]), then rows: uu[row point][column point].
+      for (int c = 0; c < kr; ++c) filter_1d(m, kr, g + c, kr, t + c, kr);
+      for (int k = 0; k < a; ++k) filter_1d(m, kr, t + kr * k, 1, uu + a * k, 1);
+      for (int xi = 0; xi < a * a; ++xi) {
+        float* dst = u + ((xi * wp.panels + pn) * ci + i) * kWinoPanelRows;
+        for (int64_t r = 0; r < kWinoPanelRows; ++r) dst[r] = static_cast<float>(uu[xi][r]);
+      }
+    }
 }
 
 template <class Micro>

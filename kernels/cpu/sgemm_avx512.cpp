@@ -13,7 +13,7 @@ namespace {
 // deeper slab means fewer passes over C), an MC x KC A block of 504 KB, and
 // a 96 KB B tile that streams from L2 with the A tile.
 struct MicroAvx512 {
-  static constexpr int MR = 12, NR = 32, KC = 768, MC = 168, NC = 1024;
+  static constexpr int MR = 12, NR = 32, KC = 256, MC = 504, NC = 1024;
   static constexpr bool kDirectC = true;
   // Two MC x KC blocks per thread, so that the small-M path (all of A in
   // one buffer) also takes 256 rows at K = 1024 (ResNet-50's layer3 1x1
