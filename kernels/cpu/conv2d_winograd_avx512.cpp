@@ -139,6 +139,45 @@ void out_horiz_avx512(const float* z, float* out, int64_t n) {
   }
 }
 
+// Weight-gradient pass (dM = A dY A^T, horizontal): lane j reads the M
+// gradient values s[M*j + c] of tile j; Wino<M, R>::gy_horiz's formulas.
+// The portable loop was 6.5% of ResNet-18 layer4's backward.
+template <int M, int R>
+void gy_horiz_avx512(const float* s, float* const* v, int64_t n) {
+  const __m512i ev = idx(0, 2, 30), od = idx(1, 2, 31);
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const float* q = s + M * j0;
+    if constexpr (M == 4) {
+      const __m512 l0 = _mm512_loadu_ps(q), l1 = _mm512_loadu_ps(q + 16),
+                   l2 = _mm512_loadu_ps(q + 32), l3 = _mm512_loadu_ps(q + 48);
+      const __m512 e01 = _mm512_permutex2var_ps(l0, ev, l1), o01 = _mm512_permutex2var_ps(l0, od, l1);
+      const __m512 e23 = _mm512_permutex2var_ps(l2, ev, l3), o23 = _mm512_permutex2var_ps(l2, od, l3);
+      const __m512 d0 = _mm512_permutex2var_ps(e01, ev, e23), d2 = _mm512_permutex2var_ps(e01, od, e23);
+      const __m512 d1 = _mm512_permutex2var_ps(o01, ev, o23), d3 = _mm512_permutex2var_ps(o01, od, o23);
+      const __m512 e = _mm512_add_ps(d0, d2), f = _mm512_add_ps(d1, d3);
+      const __m512 g = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), d2, d0);
+      const __m512 h = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), d3, _mm512_mul_ps(_mm512_set1_ps(2.0f), d1));
+      _mm512_storeu_ps(v[0] + j0, d0);
+      _mm512_storeu_ps(v[1] + j0, _mm512_add_ps(e, f));
+      _mm512_storeu_ps(v[2] + j0, _mm512_sub_ps(e, f));
+      _mm512_storeu_ps(v[3] + j0, _mm512_add_ps(g, h));
+      if constexpr (R == 2) {
+        _mm512_storeu_ps(v[4] + j0, d3);
+      } else {
+        _mm512_storeu_ps(v[4] + j0, _mm512_sub_ps(g, h));
+        _mm512_storeu_ps(v[5] + j0, d3);
+      }
+    } else {
+      const __m512 l0 = _mm512_loadu_ps(q), l1 = _mm512_loadu_ps(q + 16);
+      const __m512 d0 = _mm512_permutex2var_ps(l0, ev, l1), d1 = _mm512_permutex2var_ps(l0, od, l1);
+      _mm512_storeu_ps(v[0] + j0, d0);
+      _mm512_storeu_ps(v[1] + j0, _mm512_add_ps(d0, d1));
+      _mm512_storeu_ps(v[2] + j0, _mm512_sub_ps(d0, d1));
+      _mm512_storeu_ps(v[3] + j0, _mm512_sub_ps(_mm512_setzero_ps(), d1));
+    }
+  }
+}
+
 struct WinoMicroAvx512 {
   // F(2x2, 5x5) uses the portable passes (GCC's vectorization of them):
   // it has not been measured on an AVX-512 machine. F(4x4, 2x2) shares
@@ -157,6 +196,13 @@ struct WinoMicroAvx512 {
       out_horiz_avx512<M, R>(z, out, n);
     else
       Wino<M, R>::out_horiz(z, out, n);
+  }
+  template <int M, int R>
+  static void gy_horiz(const float* s, float* const* v, int64_t n) {
+    if constexpr (R != 5)
+      gy_horiz_avx512<M, R>(s, v, n);
+    else
+      Wino<M, R>::gy_horiz(s, v, n);
   }
   static void strip(int64_t k, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
                     int rows) {

@@ -457,6 +457,10 @@ struct WinoGenericHoriz {
   static void out_horiz(const float* z, float* out, int64_t n) {
     Wino<M, R>::out_horiz(z, out, n);
   }
+  template <int M, int R>
+  static void gy_horiz(const float* s, float* const* v, int64_t n) {
+    Wino<M, R>::gy_horiz(s, v, n);
+  }
 };
 
 // Input transform of n (<= kSegMax) tiles (ty, tx .. tx+n-1) of one channel
@@ -528,7 +532,7 @@ void output_run(const WinogradPlan& wp, const float* mo, int64_t xs, float bias,
 // plane gyo: dm + xi * xs receives point xi of dM = A dY A^T per tile. The
 // parts of the tiles outside the plane are no outputs, so their gradient is
 // zero. Writes lanes_up(n) columns (see kLanes; the extra lanes are zero).
-template <int M, int R>
+template <class Micro, int M, int R>
 void gy_run(const WinogradPlan& wp, const float* gyo, int64_t ty, int64_t tx, int64_t n,
             float* dm, int64_t xs) {
   constexpr int A = Wino<M, R>::A;
@@ -547,7 +551,7 @@ void gy_run(const WinogradPlan& wp, const float* gyo, int64_t ty, int64_t tx, in
   for (int i = 0; i < A; ++i) {
     float* vi[A];
     for (int k = 0; k < A; ++k) vi[k] = dm + (i * A + k) * xs;
-    Wino<M, R>::gy_horiz(vert + i * kRowMax, vi, n16);
+    Micro::template gy_horiz<M, R>(vert + i * kRowMax, vi, n16);
   }
 }
 
@@ -568,8 +572,8 @@ void for_each_run(const WinogradPlan& wp, int64_t t0, int64_t nt, F&& f) {
 // Micro::strip(k, a, b, ldb, c, ldc, rows): c[r][0..kWinoStrip) =
 // sum_kk a[kk * kWinoPanelRows + r] * b[kk * ldb + 0..kWinoStrip) for the
 // first `rows` rows of one filter panel, summing kk in order.
-// Micro::in_horiz<M, R> / out_horiz<M, R>: Wino<M, R>'s, or an ISA-specific version
-// (same arithmetic, same results) of the two strided passes.
+// Micro::in_horiz<M, R> / out_horiz<M, R> / gy_horiz<M, R>: Wino<M, R>'s, or an
+// ISA-specific version (same arithmetic, same results) of the strided passes.
 template <class Micro, int M, int R>
 void winograd_run(const WinogradPlan& wp, const float* x, const float* u, const float* bias,
                   float* y, float* ws) {
@@ -650,7 +654,8 @@ void wgrad_block_run(const WinogradPlan& wp, const float* x, const float* gy, in
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < co; ++o)
       for_each_run(wp, t0, nt, [&](int64_t img, int64_t ty, int64_t tx, int64_t n, int64_t off) {
-        gy_run<M, R>(wp, gy + (img * co + o) * hw_out, ty, tx, n, dm + o * XI * ld + off, ld);
+        gy_run<Micro, M, R>(wp, gy + (img * co + o) * hw_out, ty, tx, n, dm + o * XI * ld + off,
+                            ld);
       });
   }
 }
