@@ -135,15 +135,10 @@ std::optional<Conv2dAlgorithm> auto_avx2(const Conv2dParams& p, bool backward) {
 //   9.5), direct for 16x16 channels (ResNet-20's first stage b128: 5.8 ms
 //   vs F(4x4) 9.7); F(4x4) up to 64x64 channels, on planes from
 //   28x28 (ResNet-18 layer1 11.4 vs F(2x2) 16.6; 32@16: 4.4 vs 5.2), and
-//   on smaller planes wherever the batch makes at least 64 F(4x4) tiles;
-//   F(2x2) below that (VGG-16 conv5 512@14 b2, 32 tiles: 13.4-14.4 ms vs
-//   F(4x4) 14.7-15.0). The 64-tile rule is from the Intel AVX-512 host
-//   (2026-12-05), after the weight gradient's filter back-transform and
-//   gradient pass were vectorized, which favoured F(4x4)'s larger dU: at
-//   b16, AlexNet conv3 13x13 18.7-19.2 vs F(2x2) 20.4-21.8 ms, conv4
-//   23.3 vs 25.3-26.9, conv5 15.7-16.3 vs 17.1-17.8, ResNet-18 layer3
-//   15.5-16.0 vs 17.1-17.5, layer4 24.2-24.9 vs 26.6-27.6 (on the AMD host
-//   before those changes F(2x2) had won AlexNet conv3, 13.3 vs 14.5);
+//   for 256 x 512 channels and more over at least 64 F(4x4) tiles
+//   (ResNet-18 layer4 b16: 16.4 vs 17.4); F(2x2) on the other small-plane
+//   layers (AlexNet conv3 13x13: 13.3 vs 14.5 ms; conv4 and ResNet-18 layer3
+//   tie; VGG-16 conv5 512@14 b2, 32 F(4x4) tiles: 9.2 vs 11.3);
 // - 5x5: as auto_avx2_5x5 (AlexNet conv2 forward F(2x2, 5x5) 8.9 ms vs
 //   im2col 25.8, backward 31.6 vs 49.3; GoogLeNet's 5x5 layers 1.1-2.6x
 //   over im2col forward, backward im2col / direct where the tile sum is
@@ -167,7 +162,8 @@ std::optional<Conv2dAlgorithm> auto_avx512(const Conv2dParams& p, bool backward)
   const int64_t side = std::min(p.h_out, p.w_out);
   const int64_t f4_tiles = p.n * ((p.h_out + 3) / 4) * ((p.w_out + 3) / 4);
   if (cc <= 16 * 16) return Conv2dAlgorithm::direct;
-  if (cc <= 64 * 64 || side >= 28 || f4_tiles >= 64) return Conv2dAlgorithm::winograd_f4;
+  if (cc <= 64 * 64 || side >= 28 || (cc >= 256 * 512 && f4_tiles >= 64))
+    return Conv2dAlgorithm::winograd_f4;
   return Conv2dAlgorithm::winograd_f2;
 }
 
