@@ -56,32 +56,41 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
             planes >= 28x28 or from 32x32 channels (backward only where the
             tile sum is deep, else im2col / direct); 7x7 and larger direct;
             strided layers with 3x3 / 5x5 stride phases by Winograd on the
-            space-to-depth input where the rewritten layer would use it;
+            space-to-depth input where the rewritten layer would use it
+            (never those with 2x2 phases, the 3x3/2 downsampling);
             on AVX-512, for stride-1 ungrouped non-1x1 layers: 3x3 below 16
             channels direct forward (im2col backward), else Winograd F(4x4)
             forward and, backward, direct for 16x16 channels, F(4x4) up to
             64x64 channels, on planes >= 28x28 and for >= 256x512 channels
-            over >= 64 tiles, F(2x2) otherwise; 5x5 as on AVX2; other
+            over >= 64 tiles, F(2x2) otherwise; 5x5 as on AVX2; 2x2 forward
+            F(4x4,2x2) from 16 channels on planes >= 14x14; strided layers
+            on < 16 input channels (the ResNet stem) direct forward; other
             layers im2col; on the portable baseline ISA im2col only when
             C_in/groups*KH*KW >= 64 and H_out*W_out < 784, else direct;
             :func:`conv2d_algorithm` tells which, ``backward=True`` for
             :func:`conv2d_backward`'s pick),
-            ``"direct"`` (stride-1 ungrouped layers: register-blocked flat
+            ``"direct"`` (on AVX-512, ungrouped layers with >= 16 output
+            channels and width stride 1 or 2: output channels in the SIMD
+            lanes, kernels/cpu/conv2d_direct_ocv.h; other stride-1
+            ungrouped layers: register-blocked flat
             planes, kernels/cpu/conv2d_direct_s1.h; depthwise layers:
             kernels/cpu/conv2d_depthwise.h; others: strided loops;
             inputs holding Inf/NaN always take the strided loops, whose
             NaN pattern is PyTorch's), ``"im2col"``,
             ``"winograd_f2"`` / ``"winograd_f4"`` (Winograd with a 2x2 / 4x4
             output tile: F(2x2,3x3) and F(4x4,3x3) for 3x3 kernels,
-            F(2x2,5x5) for 5x5 ones (``"winograd_f2"`` only); dilation 1,
+            F(2x2,5x5) for 5x5 ones (``"winograd_f2"`` only), F(4x4,2x2)
+            for 2x2 ones (``"winograd_f4"`` only); dilation 1,
             groups 1, any padding; stride 1, or a stride that splits the
-            kernel into 3x3 / 5x5 phases (ceil(k / stride), e.g. AlexNet's
-            11x11/4), run as the equivalent stride-1 convolution over the
-            space-to-depth input (docs/winograd.md); 2.25x / 4x / 2.8x fewer
+            kernel into 2x2 / 3x3 / 5x5 phases (ceil(k / stride), e.g. a
+            3x3/2 layer or AlexNet's 11x11/4), run as the equivalent
+            stride-1 convolution over the space-to-depth input
+            (docs/winograd.md); 2.25x / 4x / 2.8x / 2.56x fewer
             multiplies than direct; error ~1e-6 (F(2,3)) to ~2e-5 (F(4,3),
-            F(2,5), C=512) of the largest output, see docs/winograd.md;
+            F(2,5), F(4,2), C=512) of the largest output, see docs/winograd.md;
             transformed filters are cached while the weights are unchanged)
-            and ``"winograd"`` (picks the tile: F(2x2,5x5) for 5x5; for 3x3
+            and ``"winograd"`` (picks the tile: F(2x2,5x5) for 5x5,
+            F(4x4,2x2) for 2x2; for 3x3
             F4 when the output is at least 56x56, or 28x28 with fewer than
             512 input channels, else F2). ValueError where Winograd cannot
             apply. The backward of a Winograd call computes grad_x and
