@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <new>
 #include <string>
 #include <utility>
@@ -79,6 +80,11 @@ constexpr int64_t kKeepFloats = int64_t{1} << 28;
 
 float* workspace_floats(int64_t count) {
   static thread_local std::vector<float> buf;
+  // The workspace starts on a cache line (+16 floats of slack): kernels load
+  // 64-byte vectors from it (packed weights, padded planes), which split two
+  // lines each from a large vector's storage, 16 bytes into its page.
+  const int64_t asked = count;
+  count = asked > INT64_MAX - 16 ? INT64_MAX : asked + 16;
   const int64_t have = static_cast<int64_t>(buf.size());
   if (count > have || (have > kKeepFloats && count < have / 4)) {
     buf.clear();
@@ -86,14 +92,15 @@ float* workspace_floats(int64_t count) {
     // More than the machine has: refuse up front (with overcommit the
     // allocation could succeed and the zero-fill below be OOM-killed).
     if (count > physical_memory_bytes() / 4)
-      workspace_alloc_error(count, "more than this machine's physical memory");
+      workspace_alloc_error(asked, "more than this machine's physical memory");
     try {
       buf.resize(static_cast<size_t>(count));
     } catch (const std::bad_alloc&) {
-      workspace_alloc_error(count, "out of memory");
+      workspace_alloc_error(asked, "out of memory");
     }
   }
-  return buf.data();
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) &
+                                  ~uintptr_t{63});
 }
 
 Reduction parse_reduction(const char* op, const std::string& reduction) {
