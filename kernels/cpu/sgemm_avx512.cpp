@@ -40,7 +40,7 @@ struct MicroAvx512 {
   // scratch tile and write_tile, the 12 x 32 tile's copy and its scalar
   // epilogue loop were a fifth of the Winograd weight gradient's GEMM time
   // (ResNet-18 layer4 backward profile, AVX-512 machine). C lines are
-  // requested for writing first, so they arrive during the k loop.
+  // requested for writing near the end of the k loop (below).
   // noinline for the reason run_c is in sgemm_avx2.cpp (the accumulators
   // stay in registers only when the loop is compiled on its own).
   // R < MR computes only the first R rows of the A tile (mr <= R): the last
@@ -53,16 +53,23 @@ struct MicroAvx512 {
                                                  const float* __restrict b, int64_t ldb,
                                                  float* __restrict c, int64_t ldc, int64_t mr,
                                                  const float* __restrict bias, int mode) {
+    __m512 c0[R], c1[R];
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+    // C's lines are requested kLateC steps before the end: requested at the
+    // start, the streaming A and B panels evicted them again from L1 (and a
+    // B panel larger than L2 from L2), and the final loads of an
+    // accumulating slab waited on L3 or memory.
+    constexpr int64_t kLateC = 48;
+    const int64_t k_pf = kc > kLateC ? kc - kLateC : 0;
+    for (int64_t k = 0; k < k_pf; ++k) step<R>(a + k * MR, b + k * ldb, c0, c1);
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
       if (r >= mr) break;
       __builtin_prefetch(c + r * ldc, 1);
       __builtin_prefetch(c + r * ldc + NR - 1, 1);
     }
-    __m512 c0[R], c1[R];
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; ++k) step<R>(a + k * MR, b + k * ldb, c0, c1);
+    for (int64_t k = k_pf; k < kc; ++k) step<R>(a + k * MR, b + k * ldb, c0, c1);
     const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
