@@ -99,3 +99,14 @@ def test_im2col_stride2_gather_edges(w_in):
             gy = rand(rng, *y.shape)
             assert_all_close(ops.conv2d_backward(gy, x, w, None, algorithm="im2col", **kw),
                              ref.conv2d_backward(gy, x, w, None, **kw), what="backward")
+
+
+def test_few_column_gemms_inside_convolutions(isa):
+    # Plain GEMMs with < 64 columns and many rows run as their transpose
+    # (kernels/cpu/sgemm.cpp): the data gradient of one 7x7 image is
+    # 2304 x 49 x 128 with A transposed.
+    rng = np.random.default_rng(12)
+    x, w = rand(rng, 1, 256, 7, 7), rand(rng, 128, 256, 3, 3)
+    gy = rand(rng, 1, 128, 7, 7)
+    assert_all_close(ops.conv2d_backward(gy, x, w, padding=1, algorithm="im2col"),
+                     ref.conv2d_backward(gy, x, w, padding=1), what=f"{isa} im2col 7x7")

@@ -28,7 +28,9 @@ def test_build_info():
 # shapes convolutions produce.
 GEMM_SHAPES = [(1, 1, 1), (3, 5, 7), (4, 16, 16), (6, 17, 16), (12, 32, 32), (13, 33, 31),
                (25, 256, 65), (24, 257, 64), (37, 300, 1030), (64, 576, 784), (784, 64, 27),
-               (2, 1000, 3)]
+               (2, 1000, 3),
+               # fewer than 64 columns, many rows: computed as C^T (kernels/cpu/sgemm.cpp)
+               (512, 1024, 49), (263, 1001, 7), (300, 900, 63)]
 
 
 @pytest.mark.parametrize("m, k, n", GEMM_SHAPES)
