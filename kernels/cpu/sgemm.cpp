@@ -50,17 +50,39 @@ void epilogue_only(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue&
 // Intel AVX-512 host, 2 threads, alternating processes: 512 x 4608 x 49
 // 173-187 -> 204-225 GFLOP/s, 256 x 4096 x 63 158-171 -> 194-202. Not
 // wider: 256 x 2304 x 196 gained 8%, but 512 x 512 x 128 lost 15% and
-// 1024 x 1024 x 200 was even. Every element
-// sums the same products in the same k order (products commute exactly);
-// only the bias and beta terms are added after the product instead of
-// before it.
+// 1024 x 1024 x 200 was even. Every element sums the same products in the
+// same k order (products commute exactly); only the bias and beta terms are
+// added after the product instead of before it.
 bool small_n_transposed(const GemmParams& p, const GemmBatch& bt) {
   return bt.count == 1 && !bt.reduce && bt.im2col == nullptr && p.n < 64 && p.m >= 4 * p.n &&
          p.m * p.k >= (int64_t{1} << 18);
 }
 
 void sgemm_transposed(const GemmParams& p, const GemmEpilogue& ep, const float* a,
-                      const float* b, float* c);
+                      const float* b, float* c) {
+  static thread_local std::vector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(p.n * p.m)) scratch.resize(p.n * p.m);
+  float* ct = scratch.data();  // C^T, n x m
+  GemmParams q;
+  q.m = p.n, q.n = p.m, q.k = p.k;
+  q.trans_a = !p.trans_b, q.lda = p.ldb;  // op(B)^T
+  q.trans_b = !p.trans_a, q.ldb = p.lda;  // op(A)^T
+  q.ldc = p.m;
+  q.alpha = p.alpha, q.beta = 0.0f;
+  sgemm_batched(q, GemmBatch{}, GemmEpilogue{}, b, a, ct);
+  const int64_t m = p.m, n = p.n;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < m; ++i) {
+    float* row = c + i * p.ldc;
+    const float bias = ep.row_bias ? ep.row_bias[i] : 0.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      float v = ct[j * m + i];
+      if (p.beta != 0.0f) v += p.beta * row[j];
+      if (ep.row_bias) v += bias;
+      row[j] = ep.relu ? (v < 0.0f ? 0.0f : v) : v;  // NaN stays NaN
+    }
+  }
+}
 
 }  // namespace
 
@@ -96,36 +118,6 @@ void sgemm_batched(const GemmParams& p, const GemmBatch& bt, const GemmEpilogue&
   };
   impl.run(p, bt, ep, a, b, c, line(apack.data()), line(bpack.data()));
 }
-
-namespace {
-
-void sgemm_transposed(const GemmParams& p, const GemmEpilogue& ep, const float* a,
-                      const float* b, float* c) {
-  static thread_local std::vector<float> scratch;
-  if (scratch.size() < static_cast<size_t>(p.n * p.m)) scratch.resize(p.n * p.m);
-  float* ct = scratch.data();  // C^T, n x m
-  GemmParams q;
-  q.m = p.n, q.n = p.m, q.k = p.k;
-  q.trans_a = !p.trans_b, q.lda = p.ldb;  // op(B)^T
-  q.trans_b = !p.trans_a, q.ldb = p.lda;  // op(A)^T
-  q.ldc = p.m;
-  q.alpha = p.alpha, q.beta = 0.0f;
-  sgemm_batched(q, GemmBatch{}, GemmEpilogue{}, b, a, ct);
-  const int64_t m = p.m, n = p.n;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < m; ++i) {
-    float* row = c + i * p.ldc;
-    const float bias = ep.row_bias ? ep.row_bias[i] : 0.0f;
-    for (int64_t j = 0; j < n; ++j) {
-      float v = ct[j * m + i];
-      if (p.beta != 0.0f) v += p.beta * row[j];
-      if (ep.row_bias) v += bias;
-      row[j] = ep.relu ? (v < 0.0f ? 0.0f : v) : v;  // NaN stays NaN
-    }
-  }
-}
-
-}  // namespace
 
 void sgemm(const GemmParams& p, const float* a, const float* b, float* c) {
   sgemm_batched(p, GemmBatch{}, GemmEpilogue{}, a, b, c);
